@@ -40,6 +40,9 @@ func Run(ctx context.Context, env *Env, cfg Config) ([]reports.CheckResult, erro
 		env.information()
 	})
 	ReportAfterEach(func(r SpecReport) {
+		if r.State == types.SpecStateSkipped && r.Failure.Message == "" {
+			return // not selected by the label filter: not part of this run
+		}
 		cr := env.convert(r)
 		results = append(results, cr)
 		if cfg.Progress != nil {
@@ -64,7 +67,7 @@ func (e *Env) convert(r SpecReport) reports.CheckResult {
 	chk, _ := catalog.Lookup(id)
 	cr := reports.CheckResult{
 		ID: id, Title: chk.Title, Capability: chk.Capability, Device: e.S.Name,
-		Requirements: requirementIDs(chk), Duration: r.RunTime,
+		Requirements: chk.Requirements(), Duration: r.RunTime,
 	}
 	var notes []string
 	isError := false
@@ -114,17 +117,6 @@ func (e *Env) convert(r SpecReport) reports.CheckResult {
 	}
 	cr.Output = strings.TrimSpace(out)
 	return cr
-}
-
-func requirementIDs(c catalog.Check) []string {
-	var ids []string
-	for _, n := range c.NIST {
-		ids = append(ids, "8259A:"+n)
-	}
-	for _, p := range c.ETSI {
-		ids = append(ids, "EN303645:"+p)
-	}
-	return ids
 }
 
 func kindOf(path string) string {

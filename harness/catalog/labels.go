@@ -86,13 +86,14 @@ func (e *FilterError) Error() string {
 				quoted[i] += fmt.Sprintf(" (%s %s: no check covers it)", r.Standard, r.ID)
 			}
 		}
-		parts = append(parts, "unknown label "+strings.Join(quoted, ", "))
+		parts = append(parts, plural(len(quoted), "unknown label ", "unknown labels ")+strings.Join(quoted, ", "))
 	}
 	if len(e.UnknownKeys) > 0 {
-		parts = append(parts, fmt.Sprintf("unknown label key %s", quoteAll(e.UnknownKeys)))
+		parts = append(parts, plural(len(e.UnknownKeys), "unknown label key ", "unknown label keys ")+quoteAll(e.UnknownKeys))
 	}
 	if len(e.Unmatched) > 0 {
-		parts = append(parts, fmt.Sprintf("regexp %s matches no label", strings.Join(e.Unmatched, ", ")))
+		parts = append(parts, plural(len(e.Unmatched), "regexp ", "regexps ")+strings.Join(e.Unmatched, ", ")+
+			plural(len(e.Unmatched), " matches no label", " match no label"))
 	}
 	if e.SelectsNothing {
 		parts = append(parts, "selects no check")
@@ -127,7 +128,7 @@ func ValidateLabelFilter(expr string) error {
 		return &FilterError{Filter: expr, Syntax: err}
 	}
 	fe := &FilterError{Filter: expr}
-	known := map[string]bool{}           // lower-cased labels
+	known := map[string]bool{}            // lower-cased labels
 	keyed := map[string]map[string]bool{} // lower-cased key -> lower-cased values
 	for lb := range KnownLabels() {
 		lower := strings.ToLower(lb)
@@ -195,6 +196,13 @@ func lookupRequirementFold(label string) (Requirement, bool) {
 		}
 	}
 	return Requirement{}, false
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func quoteAll(ss []string) string {

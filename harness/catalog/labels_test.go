@@ -38,7 +38,7 @@ func TestValidateLabelFilter(t *testing.T) {
 			name: "every unknown named", filter: "foo || DI-01 || (bar && !cap:XX)",
 			want: &FilterError{Unknown: []string{"foo", "bar", "cap:XX"}},
 			is:   []error{ErrUnknownLabel},
-			msg:  []string{`"foo", "bar", "cap:XX"`},
+			msg:  []string{`unknown labels "foo", "bar", "cap:XX"`},
 		},
 		{
 			name: "uncovered provision", filter: "EN303645:5.3-1 || DI-01",

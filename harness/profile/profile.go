@@ -96,6 +96,10 @@ type Instance struct {
 	MQTT    Credential `yaml:"mqtt,omitempty"`
 	Storage Storage    `yaml:"storage,omitempty"`
 	Label   Label      `yaml:"label,omitempty"`
+	// QMP is the QEMU monitor socket of an emulated unit (power and storage control).
+	QMP string `yaml:"qmp,omitempty"`
+	// BootToReady is how long the unit took from power-on to ready, when hilt started it.
+	BootToReady Duration `yaml:"boot_to_ready,omitempty"`
 	// PubKey is the unit's identity key (base64 ed25519) as recorded at the factory; when empty
 	// the harness pins the key it reads at first contact.
 	PubKey string `yaml:"pubkey,omitempty"`
@@ -144,6 +148,7 @@ type Declarations struct {
 	VulnContact   string            `yaml:"vuln_contact"`
 	SBOM          string            `yaml:"sbom"` // CycloneDX JSON, relative to the declarations file
 	Events        Events            `yaml:"events"`
+	Storage       DeclStorage       `yaml:"storage,omitempty"`
 	NotApplicable []NotApplicable   `yaml:"not_applicable,omitempty"`
 	Extra         map[string]string `yaml:"extra,omitempty"`
 }
@@ -209,6 +214,13 @@ type Support struct {
 type Events struct {
 	// MQTTTopic is a template with {prefix} and {id}.
 	MQTTTopic string `yaml:"mqtt_topic"`
+}
+
+// DeclStorage says where on a unit's storage the harness finds what some checks handle.
+type DeclStorage struct {
+	// ImageSlots are the files (relative to the data folder) holding the stored firmware
+	// images; CS-04 tampers with the inactive one to make the unit degraded.
+	ImageSlots []string `yaml:"image_slots,omitempty"`
 }
 
 // NotApplicable declares a check that does not apply to the model, with the reason.

@@ -12,8 +12,8 @@ import (
 // Encoding names, as reported in Hit.Encoding and Encoded.Name.
 const (
 	EncRaw       = "raw"
-	EncHex       = "hex"  // lower-case hex
-	EncHexUpper  = "HEX"  // upper-case hex
+	EncHex       = "hex"        // lower-case hex
+	EncHexUpper  = "HEX"        // upper-case hex
 	EncBase64    = "base64"     // standard alphabet, padded
 	EncBase64URL = "base64url"  // URL alphabet, padded
 	EncBase64Raw = "base64-raw" // standard alphabet, unpadded
@@ -117,8 +117,8 @@ func base64Core(enc *base64.Encoding, s []byte, k int) []byte {
 	in := make([]byte, k+len(s))
 	copy(in[k:], s)
 	full := enc.EncodeToString(in)
-	first := (8*k + 5) / 6         // first character whose 6 bits all lie in s
-	last := 8*(k+len(s))/6 - 1     // last such character
+	first := (8*k + 5) / 6     // first character whose 6 bits all lie in s
+	last := 8*(k+len(s))/6 - 1 // last such character
 	if last < first {
 		return nil
 	}

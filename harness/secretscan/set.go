@@ -26,11 +26,11 @@ type Set struct {
 	// The automaton is a full DFA over byte classes. A state is stored as the offset of
 	// its row in delta (state number * nclass), negated when the state has output:
 	// the inner loop is then one load and one sign test per byte.
-	class   [256]uint16
-	nclass  int
-	delta   []int32
-	outIdx  []int32 // per state number: start of its output list in outs; len = states+1
-	outs    []int32 // pattern numbers
+	class  [256]uint16
+	nclass int
+	delta  []int32
+	outIdx []int32 // per state number: start of its output list in outs; len = states+1
+	outs   []int32 // pattern numbers
 }
 
 // Compile builds a Set for secrets. Empty secrets are ignored (they can never be found);

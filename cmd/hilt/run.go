@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hilt-project/hilt/harness/runner"
+)
+
+func newRunCmd() *cobra.Command {
+	var o runner.Options
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the baseline against a device profile, or against simulated devices",
+		Long: `Run every baseline check (or those --label-filter selects) and write junit.xml,
+compliance.json, compliance.md and evidence/ into --out.
+
+Without --device, hilt starts two simulated reference devices with an embedded MQTT broker.
+Exit codes: 0 every applicable check passed; 1 a device failed a check and nothing
+errored; 2 any error, bad input, no check selected, or an interrupted run.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			o.Stdout, o.Version = cmd.OutOrStdout(), version
+			_, code := runner.Run(ctx, o)
+			if code != 0 {
+				return exitError{code}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Device, "device", "", "device profile (YAML); default: simulated devices")
+	f.IntVar(&o.Devices, "devices", 2, "number of simulated devices when no --device is given")
+	f.StringVar(&o.Broker, "broker", "", "external MQTT broker URL for simulated devices (default: embedded broker)")
+	f.StringArrayVar(&o.Flaws, "flaw", nil, "start hilt-started devices with this flaw (repeatable; see hilt sim --list-flaws)")
+	f.StringVar(&o.Out, "out", "out", "folder for reports and evidence")
+	f.StringVar(&o.LabelFilter, "label-filter", "", "run only checks whose labels match (e.g. 'cap:SU && !SU-09'; see docs/LABELS.md)")
+	f.Int64Var(&o.Seed, "seed", 0, "random seed recorded in the report (default: random)")
+	return cmd
+}
+
+func newCheckCmd() *cobra.Command {
+	var o runner.CheckOptions
+	cmd := &cobra.Command{
+		Use:    "__check",
+		Hidden: true,
+		Short:  "run the suites against one unit (started by hilt run)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f := os.NewFile(3, "progress"); f != nil {
+				o.Progress = f
+			}
+			o.Log = cmd.ErrOrStderr()
+			// hilt run interrupts a child with SIGINT; Ginkgo's own handler then stops
+			// the running check and runs its cleanup.
+			if err := runner.Check(context.Background(), o); err != nil {
+				return err
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Profile, "profile", "", "")
+	f.StringVar(&o.Instance, "instance", "", "")
+	f.StringVar(&o.Out, "out", "", "")
+	f.StringVar(&o.Pins, "pins", "", "")
+	f.StringVar(&o.LabelFilter, "label-filter", "", "")
+	f.Int64Var(&o.Seed, "seed", 0, "")
+	f.StringVar(&o.Result, "result", "", "")
+	return cmd
+}

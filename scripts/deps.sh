@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the system packages hilt's tests need, where they are missing (Debian).
+#   scripts/deps.sh test    xmllint (JUnit schema), mosquitto (real-broker runs), iproute2
+#   scripts/deps.sh qemu    qemu-system-x86 (emulated devices)
+#   scripts/deps.sh bench   nmap and tshark (the peers benchmarks compare against)
+set -euo pipefail
+declare -A pkg_of=(
+  [xmllint]=libxml2-utils [mosquitto]=mosquitto [mosquitto_sub]=mosquitto-clients [ip]=iproute2
+  [qemu-system-x86_64]=qemu-system-x86 [nmap]=nmap [tshark]=tshark [mkfs.ext4]=e2fsprogs
+  [debugfs]=e2fsprogs [python3]=python3
+)
+case "${1:-test}" in
+  test)  want=(xmllint mosquitto mosquitto_sub ip python3) ;;
+  qemu)  want=(qemu-system-x86_64 mkfs.ext4 debugfs) ;;
+  bench) want=(nmap tshark) ;;
+  *) echo "usage: $0 test|qemu|bench" >&2; exit 2 ;;
+esac
+missing=()
+for c in "${want[@]}"; do
+  command -v "$c" >/dev/null 2>&1 || [ -x "/usr/sbin/$c" ] || missing+=("${pkg_of[$c]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing system packages: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "installing system packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
