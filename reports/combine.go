@@ -97,19 +97,19 @@ func Combine(run *Run) []RequirementResult {
 func worst(vs []Verdict) Verdict {
 	rank := func(v Verdict) int {
 		switch v {
-		case VerdictFail:
+		case Fail:
 			return 3
-		case VerdictPass:
+		case Pass:
 			return 1
-		case VerdictSkip:
+		case Skip:
 			return 0
 		}
 		return 2
 	}
-	out := VerdictSkip
+	out := Skip
 	for _, v := range vs {
 		if !v.Valid() {
-			v = VerdictError
+			v = Error
 		}
 		if rank(v) > rank(out) {
 			out = v

@@ -107,7 +107,7 @@ func WriteComplianceJSON(w io.Writer, run *Run) error {
 		},
 	}
 	doc.Summary.Checks = doc.Summary.Verdicts.total()
-	for _, v := range []string{string(VerdictPass), string(VerdictFail), string(VerdictSkip), string(VerdictError),
+	for _, v := range []string{string(Pass), string(Fail), string(Skip), string(Error),
 		RequirementNotRun, RequirementNotCovered} {
 		doc.Summary.Requirements[v] = 0
 	}

@@ -24,15 +24,18 @@ type (
 		Suites   []junitSuite `xml:"testsuite"`
 	}
 	junitSuite struct {
-		Name       string          `xml:"name,attr"`
-		Tests      int             `xml:"tests,attr"`
-		Failures   int             `xml:"failures,attr"`
-		Errors     int             `xml:"errors,attr"`
-		Skipped    int             `xml:"skipped,attr"`
-		Time       string          `xml:"time,attr"`
-		Timestamp  string          `xml:"timestamp,attr,omitempty"`
-		Properties []junitProperty `xml:"properties>property"`
-		Cases      []junitCase     `xml:"testcase"`
+		Name       string           `xml:"name,attr"`
+		Tests      int              `xml:"tests,attr"`
+		Failures   int              `xml:"failures,attr"`
+		Errors     int              `xml:"errors,attr"`
+		Skipped    int              `xml:"skipped,attr"`
+		Time       string           `xml:"time,attr"`
+		Timestamp  string           `xml:"timestamp,attr,omitempty"`
+		Properties *junitProperties `xml:"properties"`
+		Cases      []junitCase      `xml:"testcase"`
+	}
+	junitProperties struct {
+		Property []junitProperty `xml:"property"`
 	}
 	junitProperty struct {
 		Name  string `xml:"name,attr"`
@@ -45,7 +48,7 @@ type (
 		Skipped   *junitMessage `xml:"skipped"`
 		Error     *junitMessage `xml:"error"`
 		Failure   *junitMessage `xml:"failure"`
-		SystemOut string        `xml:"system-out,omitempty"`
+		SystemOut junitText     `xml:"system-out,omitempty"`
 	}
 	junitMessage struct {
 		Message string `xml:"message,attr"`
@@ -53,6 +56,38 @@ type (
 		Text    string `xml:",chardata"`
 	}
 )
+
+// MarshalXML writes the message with its text's line breaks as they are (encoding/xml would
+// write them as &#xA;), so that a person can read the file.
+func (m junitMessage) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
+	start.Attr = append(start.Attr, xml.Attr{Name: xml.Name{Local: "message"}, Value: m.Message})
+	if m.Type != "" {
+		start.Attr = append(start.Attr, xml.Attr{Name: xml.Name{Local: "type"}, Value: m.Type})
+	}
+	return encodeText(e, start, m.Text)
+}
+
+// junitText is element text written with its line breaks as they are.
+type junitText string
+
+// MarshalXML implements xml.Marshaler.
+func (t junitText) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
+	return encodeText(e, start, string(t))
+}
+
+// encodeText writes start, text and the end. A CharData token keeps line breaks as they are
+// and replaces characters XML does not allow (terminal escapes, NULs) with U+FFFD.
+func encodeText(e *xml.Encoder, start xml.StartElement, text string) error {
+	if err := e.EncodeToken(start); err != nil {
+		return err
+	}
+	if text != "" {
+		if err := e.EncodeToken(xml.CharData(text)); err != nil {
+			return err
+		}
+	}
+	return e.EncodeToken(start.End())
+}
 
 // runSuiteName names the testsuite of faults that belong to no device.
 const runSuiteName = "hilt run"
@@ -99,9 +134,10 @@ func WriteJUnit(w io.Writer, run *Run) error {
 
 func deviceSuite(run *Run, d DeviceResult) junitSuite {
 	s := junitSuite{Name: d.Name, Timestamp: timestamp(run.Start)}
+	s.Properties = &junitProperties{}
 	prop := func(name, value string) {
 		if value != "" {
-			s.Properties = append(s.Properties, junitProperty{name, value})
+			s.Properties.Property = append(s.Properties.Property, junitProperty{name, value})
 		}
 	}
 	prop("device_id", d.ID)
@@ -156,13 +192,13 @@ func checkCase(c CheckResult) junitCase {
 		fmt.Fprintf(&out, "requirements: %s\n", strings.Join(c.Requirements, ", "))
 	}
 	switch c.Verdict {
-	case VerdictPass:
+	case Pass:
 		if c.Reason != "" {
 			fmt.Fprintf(&out, "reason: %s\n", c.Reason)
 		}
-	case VerdictSkip:
+	case Skip:
 		tc.Skipped = &junitMessage{Message: c.Reason}
-	case VerdictFail:
+	case Fail:
 		tc.Failure = &junitMessage{Message: firstLine(c.Reason), Type: "fail", Text: failureText(c)}
 	default:
 		reason := c.Reason
@@ -178,7 +214,7 @@ func checkCase(c CheckResult) junitCase {
 		}
 		out.WriteString(c.Output)
 	}
-	tc.SystemOut = out.String()
+	tc.SystemOut = junitText(strings.TrimRight(out.String(), "\n"))
 	return tc
 }
 

@@ -112,7 +112,7 @@ func WriteComplianceMarkdown(w io.Writer, run *Run) error {
 			p("\n### ERROR: device %s could not be tested\n\n%s", mdCell(d.Name), fenced(d.Error))
 		}
 		for _, c := range sortedChecks(d) {
-			if c.Verdict == VerdictPass || c.Verdict == VerdictSkip {
+			if c.Verdict == Pass || c.Verdict == Skip {
 				continue
 			}
 			listed = true
@@ -164,8 +164,11 @@ func writeDeviceMarkdown(w io.Writer, d DeviceResult) {
 	if d.Error != "" {
 		p("**Could not be tested:** %s\n\n", mdCell(d.Error))
 	}
-	byCap := map[string]*verdictCounts{}
 	checks := sortedChecks(d)
+	if len(checks) == 0 {
+		return
+	}
+	byCap := map[string]*verdictCounts{}
 	for _, c := range checks {
 		c = withDefaults(c)
 		if byCap[c.Capability] == nil {
@@ -180,9 +183,6 @@ func writeDeviceMarkdown(w io.Writer, d DeviceResult) {
 			vc = &verdictCounts{}
 		}
 		p("| %s %s | %d | %d | %d | %d |\n", cp.ID, cp.Name, vc.Pass, vc.Fail, vc.Skip, vc.Error)
-	}
-	if len(checks) == 0 {
-		return
 	}
 	p("\n| check | verdict | reason |\n|---|---|---|\n")
 	for _, c := range checks {
@@ -236,7 +236,10 @@ func mdCode(s string) string {
 	for strings.Contains(s, fence) {
 		fence += "`"
 	}
-	return fence + " " + s + " " + fence
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
+		s = " " + s + " "
+	}
+	return fence + s + fence
 }
 
 // fenced is s as a fenced code block, with a fence longer than any backtick run in s.

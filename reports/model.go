@@ -17,20 +17,20 @@ type Verdict string
 
 // Verdicts of a check (docs/REPORTS.md).
 const (
-	// VerdictPass: the device did what the check asks.
-	VerdictPass Verdict = "pass"
-	// VerdictFail: the device did the wrong thing, or stopped answering after an attack.
-	VerdictFail Verdict = "fail"
-	// VerdictSkip: the check does not apply, with the reason (declared, or stated by the harness).
-	VerdictSkip Verdict = "skip"
-	// VerdictError: a harness or infrastructure fault, or a check that observed nothing it needs.
-	VerdictError Verdict = "error"
+	// Pass: the device did what the check asks.
+	Pass Verdict = "pass"
+	// Fail: the device did the wrong thing, or stopped answering after an attack.
+	Fail Verdict = "fail"
+	// Skip: the check does not apply, with the reason (declared, or stated by the harness).
+	Skip Verdict = "skip"
+	// Error: a harness or infrastructure fault, or a check that observed nothing it needs.
+	Error Verdict = "error"
 )
 
 // Valid reports whether v is one of the four verdicts.
 func (v Verdict) Valid() bool {
 	switch v {
-	case VerdictPass, VerdictFail, VerdictSkip, VerdictError:
+	case Pass, Fail, Skip, Error:
 		return true
 	}
 	return false
@@ -173,11 +173,11 @@ type verdictCounts struct {
 
 func (vc *verdictCounts) add(v Verdict) {
 	switch v {
-	case VerdictPass:
+	case Pass:
 		vc.Pass++
-	case VerdictFail:
+	case Fail:
 		vc.Fail++
-	case VerdictSkip:
+	case Skip:
 		vc.Skip++
 	default:
 		vc.Error++

@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
@@ -39,24 +40,34 @@ func Summary(w io.Writer, run *Run, opts ...Option) error {
 			byCap[c.Capability].add(c.Verdict)
 		}
 	}
-	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "capability\t\tpass\tfail\tskip\terror\t\n")
-	for _, cp := range catalog.Capabilities() {
+	caps := catalog.Capabilities()
+	nameWidth := len("capability")
+	for _, cp := range caps {
+		nameWidth = max(nameWidth, 4+len(cp.Name))
+	}
+	row := func(name string, c verdictCounts) {
+		fmt.Fprintf(bw, "  %-*s %5d %5d %5d %6d\n", nameWidth, name, c.Pass, c.Fail, c.Skip, c.Error)
+	}
+	fmt.Fprintf(bw, "  %-*s %5s %5s %5s %6s\n", nameWidth, "capability", "pass", "fail", "skip", "error")
+	for _, cp := range caps {
 		c := byCap[cp.ID]
 		if c == nil {
 			c = &verdictCounts{}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t\n", cp.ID, cp.Name, c.Pass, c.Fail, c.Skip, c.Error)
+		row(fmt.Sprintf("%-3s %s", cp.ID, cp.Name), *c)
 	}
-	fmt.Fprintf(tw, "total\t\t%d\t%d\t%d\t%d\t\n", vc.Pass, vc.Fail, vc.Skip, vc.Error)
-	tw.Flush()
+	row("total", vc)
 
 	devices := sortedDevices(run)
 	if len(devices) > 1 {
 		fmt.Fprintln(bw)
 		for _, d := range devices {
 			dc := countDevice(d)
-			fmt.Fprintf(bw, "  %s: %d pass, %d fail, %d skip, %d error\n", d.Name, dc.Pass, dc.Fail, dc.Skip, dc.Error)
+			note := ""
+			if d.Error != "" {
+				note = "; could not be tested"
+			}
+			fmt.Fprintf(bw, "  %s: %d pass, %d fail, %d skip, %d error%s\n", d.Name, dc.Pass, dc.Fail, dc.Skip, dc.Error, note)
 		}
 	}
 
@@ -72,16 +83,16 @@ func Summary(w io.Writer, run *Run, opts ...Option) error {
 			problems = append(problems, fmt.Sprintf("ERROR\t%s\t(device)\t%s", d.Name, oneLine(d.Error)))
 		}
 		for _, c := range sortedChecks(d) {
-			if c.Verdict == VerdictPass || c.Verdict == VerdictSkip {
+			if c.Verdict == Pass || c.Verdict == Skip {
 				continue
 			}
 			c = withDefaults(c)
-			reason := c.Reason
+			reason := cmp.Or(c.Reason, c.Title)
 			if !c.Verdict.Valid() {
 				reason = fmt.Sprintf("invalid verdict %q: %s", c.Verdict, reason)
 			}
-			problems = append(problems, fmt.Sprintf("%s\t%s\t%s\t%s: %s",
-				verdictTag(c.Verdict), d.Name, c.ID, c.Title, oneLine(reason)))
+			problems = append(problems, fmt.Sprintf("%s\t%s\t%s\t%s",
+				verdictTag(c.Verdict), d.Name, c.ID, oneLine(reason)))
 		}
 	}
 	if len(problems) > 0 {
@@ -98,7 +109,7 @@ func Summary(w io.Writer, run *Run, opts ...Option) error {
 }
 
 func verdictTag(v Verdict) string {
-	if v == VerdictFail {
+	if v == Fail {
 		return "FAIL"
 	}
 	return "ERROR"

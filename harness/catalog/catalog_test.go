@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -204,5 +205,23 @@ func TestCatalogMatchesBaseline(t *testing.T) {
 	}
 	if !slices.Equal(ids, catalogIDs) {
 		t.Errorf("baseline rows %q, catalog %q", ids, catalogIDs)
+	}
+}
+
+// TestLabelsDoc checks that docs/LABELS.md lists every check with its title and labels.
+func TestLabelsDoc(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "docs", "LABELS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range Checks() {
+		var quoted []string
+		for _, lb := range Labels(c.ID)[1:] {
+			quoted = append(quoted, "`"+lb+"`")
+		}
+		row := fmt.Sprintf("| %s | %s | %s |\n", c.ID, c.Title, strings.Join(quoted, " "))
+		if !strings.Contains(string(data), row) {
+			t.Errorf("docs/LABELS.md lacks the row %q", row)
+		}
 	}
 }

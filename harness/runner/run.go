@@ -58,7 +58,8 @@ func Run(ctx context.Context, o Options) (*reports.Run, int) {
 	}
 	run := &reports.Run{SchemaVersion: 1, HiltVersion: o.Version, GitCommit: o.Commit, Start: time.Now().UTC(),
 		Seed: o.Seed, LabelFilter: o.LabelFilter, Flaws: o.Flaws}
-	err := runAll(ctx, o, run)
+	var secrets []string
+	err := runAll(ctx, o, run, &secrets)
 	run.End = time.Now().UTC()
 	if ctx.Err() != nil {
 		run.Interrupted = true
@@ -68,15 +69,16 @@ func Run(ctx context.Context, o Options) (*reports.Run, int) {
 		run.Errors = append(run.Errors, err.Error())
 		fmt.Fprintf(o.Stdout, "hilt: %v\n", err)
 	}
+	red := reports.NewRedactor(secrets...)
 	if werr := os.MkdirAll(o.Out, 0o755); werr == nil {
-		werr = reports.WriteAll(o.Out, run)
+		werr = reports.WriteAll(o.Out, run, reports.WithRedactor(red))
 		if werr != nil {
 			fmt.Fprintf(o.Stdout, "hilt: writing reports: %v\n", werr)
 			run.Errors = append(run.Errors, werr.Error())
 		}
 	}
 	fmt.Fprintln(o.Stdout)
-	reports.Summary(o.Stdout, run)
+	reports.Summary(o.Stdout, run, reports.WithRedactor(red))
 	fmt.Fprintf(o.Stdout, "reports: %s\n", filepath.Join(o.Out, "compliance.md"))
 	code := reports.ExitCode(run)
 	if errors.Is(err, ErrBadInput) {
@@ -85,7 +87,7 @@ func Run(ctx context.Context, o Options) (*reports.Run, int) {
 	return run, code
 }
 
-func runAll(ctx context.Context, o Options, run *reports.Run) error {
+func runAll(ctx context.Context, o Options, run *reports.Run, secrets *[]string) error {
 	selected, err := selectChecks(o.LabelFilter)
 	if err != nil {
 		return err
@@ -106,6 +108,7 @@ func runAll(ctx context.Context, o Options, run *reports.Run) error {
 		return err
 	}
 	run.ProfilePath, run.ProfileDigest = p.Path, p.Digest
+	*secrets = profileSecrets(p)
 	run.Broker = brokerName(p)
 
 	fmt.Fprintf(o.Stdout, "first contact with %d unit(s): pinning identities\n", len(p.Instances))
@@ -331,4 +334,13 @@ func prefixWriter(w io.Writer, prefix string) io.Writer {
 		}
 	}()
 	return pw
+}
+
+// profileSecrets are the credentials in a profile: no report may show them.
+func profileSecrets(p *profile.Profile) []string {
+	s := []string{p.Broker.Password}
+	for _, in := range p.Instances {
+		s = append(s, in.Admin.Pass, in.MQTT.Pass)
+	}
+	return s
 }
