@@ -106,10 +106,8 @@ func (e *Env) convert(r SpecReport) reports.CheckResult {
 			cr.Reason += "\n" + r.Failure.Location.FullStackTrace
 		}
 	}
-	if len(r.Failure.AdditionalFailures) > 0 {
-		for _, af := range r.Failure.AdditionalFailures {
-			cr.Reason += "\nthen: " + af.Failure.Message
-		}
+	for _, af := range r.AdditionalFailures {
+		cr.Reason += "\nthen, in cleanup: " + af.Failure.Message
 	}
 	out := strings.Join(notes, "\n")
 	if r.CapturedGinkgoWriterOutput != "" {

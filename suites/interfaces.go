@@ -1,0 +1,565 @@
+package suites
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+
+	"github.com/hilt-project/hilt/drivers/mqtt"
+	"github.com/hilt-project/hilt/drivers/netprobe"
+	"github.com/hilt-project/hilt/harness/agent"
+	"github.com/hilt-project/hilt/harness/profile"
+	"github.com/hilt-project/hilt/wire"
+)
+
+// probeWait bounds the wait for an interface to open or close after iface.set, and for a
+// probe that expects no answer.
+const probeWait = 3 * time.Second
+
+// interfaces holds the LA checks: 8259A Logical Access to Interfaces.
+func (e *Env) interfaces() {
+	e.check("LA-01", func(ctx SpecContext, c *C) { e.la01(ctx, c) })
+
+	e.check("LA-02", func(ctx SpecContext, c *C) {
+		orig := e.keepIfaces(ctx, c)
+		var f findings
+		tested := 0
+		for _, d := range e.declaredIfaces() {
+			if !d.Disableable {
+				continue
+			}
+			if _, known := orig[d.Name]; !known {
+				f.add("interface %s is declared but the device does not list it (iface.list: %v)", d.Name, orig)
+				continue
+			}
+			switch d.Name {
+			case wire.IfaceDebug, wire.IfaceMgmt:
+				e.toggleTCP(ctx, c, &f, d, orig[d.Name])
+			case wire.IfaceConsole:
+				e.toggleConsole(ctx, c, &f)
+			case wire.IfaceMQTT:
+				if e.S.MQ == nil {
+					c.Note("mqtt not toggled: no MQTT broker in the profile")
+					continue
+				}
+				e.toggleMQTT(ctx, c, &f)
+			default:
+				c.Note("interface %s: the harness has no probe for it", d.Name)
+				continue
+			}
+			tested++
+		}
+		f.failIfAny(c, "declared disableable interfaces do not disable and enable as declared")
+		if tested == 0 {
+			Skip("the profile declares no disableable interface the harness can probe")
+		}
+		c.Note("%d interfaces disabled, found unreachable, and enabled again", tested)
+	})
+
+	e.check("LA-03", func(ctx SpecContext, c *C) {
+		var withAuth []profile.Interface
+		needDebug := false
+		for _, d := range e.declaredIfaces() {
+			if d.Auth {
+				withAuth = append(withAuth, d)
+				needDebug = needDebug || d.Name == wire.IfaceDebug
+			}
+		}
+		if len(withAuth) == 0 {
+			c.Errorf("the profile declares no interface with authentication")
+		}
+		if needDebug {
+			orig := e.keepIfaces(ctx, c)
+			if !orig[wire.IfaceDebug] {
+				c.Must(e.setIface(ctx, wire.IfaceConsole, wire.IfaceDebug, true), "enable the debug service")
+			}
+		}
+		transports := e.transportsByName()
+		var f findings
+		var tried []string
+		for _, d := range withAuth {
+			t, ok := transports[d.Name]
+			if d.Name == wire.IfaceDebug {
+				t = e.dialDebug(ctx, c)
+				ok = true
+			}
+			if !ok {
+				c.Note("interface %s: no transport to it in this run", d.Name)
+				continue
+			}
+			for _, a := range []struct {
+				name string
+				auth *wire.Auth
+				ok   bool
+			}{
+				{"no credentials", nil, false},
+				{"a wrong password for " + e.S.Admin.User, &wire.Auth{User: e.S.Admin.User, Pass: wrongPassword()}, false},
+				{"valid credentials", e.S.Admin, true},
+			} {
+				err := e.do(ctx, t, a.auth, "config.get", nil, nil)
+				tried = append(tried, fmt.Sprintf("%s, config.get with %s: %s", d.Name, a.name, outcome(err)))
+				switch code := agent.Code(err); {
+				case code == wire.CodeLocked:
+					c.Errorf("%s is locked out (%v): the attempt with %s could not be tested", d.Name, err, a.name)
+				case err != nil && code == "":
+					c.Must(err, fmt.Sprintf("config.get over %s with %s", d.Name, a.name))
+				case a.ok && err != nil:
+					f.add("%s refused %s: %v", d.Name, a.name, err)
+				case !a.ok && err == nil:
+					f.add("%s accepted config.get with %s", d.Name, a.name)
+				case !a.ok && code != wire.CodeAuth:
+					f.add("%s refused config.get with %s with code %q, want %q", d.Name, a.name, code, wire.CodeAuth)
+				}
+			}
+		}
+		c.writeEvidence("attempts.txt", "authentication attempts per interface", []byte(strings.Join(tried, "\n")+"\n"))
+		f.failIfAny(c, "an interface does not restrict access to valid credentials")
+	})
+
+	e.check("LA-04", func(ctx SpecContext, c *C) {
+		c.Restore(ctx)
+		// Lockout off for the duration, where it can be switched off; in any case an admin
+		// login after every second failure keeps the unit far from a lockout.
+		if e.S.Decl == nil || e.S.Decl.Lockout.Disableable {
+			if err := e.S.Set(ctx, "lockout_threshold", "0"); agent.Refused(err) {
+				c.Note("lockout could not be switched off (%v): relying on admin logins between attempts", err)
+			} else {
+				c.Must(err, "switch lockout off for the duration of the check")
+			}
+		}
+		creds := e.guessableCredentials()
+		transports := e.transportsByName()
+		var f findings
+		var tried []string
+		for _, iface := range []string{wire.IfaceConsole, wire.IfaceMgmt} {
+			t, ok := transports[iface]
+			if !ok {
+				continue
+			}
+			failures := 0
+			for _, cr := range creds {
+				auth := cr.auth
+				err := e.do(ctx, t, &auth, "config.get", nil, nil)
+				tried = append(tried, fmt.Sprintf("%s %s/%s (%s): %s", iface, auth.User, c.env.redact(auth.Pass), cr.why, outcome(err)))
+				switch code := agent.Code(err); {
+				case err == nil:
+					f.add("%s: %s works (%s)", iface, auth.User+"/"+c.env.redact(auth.Pass), cr.why)
+				case code == wire.CodeLocked:
+					c.Errorf("%s locked out during the check although lockout was switched off: %v", iface, err)
+				case code == "":
+					c.Must(err, fmt.Sprintf("log in over %s as %s", iface, auth.User))
+				default:
+					failures++
+				}
+				if failures >= 2 { // never come near a lockout, whatever the setting does
+					c.Must(e.do(ctx, t, e.S.Admin, "config.get", nil, nil), "log in over "+iface+" as admin between attempts")
+					failures = 0
+				}
+			}
+			c.Must(e.do(ctx, t, e.S.Admin, "config.get", nil, nil), "log in over "+iface+" as admin after the attempts")
+		}
+		c.writeEvidence("attempts.txt", "credentials tried", []byte(strings.Join(tried, "\n")+"\n"))
+		f.failIfAny(c, "a default or shared credential works")
+		c.Note("%d credentials refused on console and mgmt", len(creds))
+	})
+
+	e.check("LA-05", func(ctx SpecContext, c *C) {
+		lo := profile.Lockout{Threshold: 5, Seconds: 30, Configurable: true, Disableable: true}
+		if e.S.Decl != nil && (e.S.Decl.Lockout != profile.Lockout{}) {
+			lo = e.S.Decl.Lockout
+		}
+		c.Restore(ctx)
+		have := e.settings(ctx, c)
+		var f findings
+		if lo.Threshold > 0 && have["lockout_threshold"] != strconv.Itoa(lo.Threshold) {
+			f.add("lockout_threshold is %q, declared %d", have["lockout_threshold"], lo.Threshold)
+		}
+		if lo.Seconds > 0 && have["lockout_seconds"] != strconv.Itoa(lo.Seconds) {
+			f.add("lockout_seconds is %q, declared %d", have["lockout_seconds"], lo.Seconds)
+		}
+		if !lo.Configurable {
+			f.failIfAny(c, "the lockout settings differ from the declaration")
+			Skip(fmt.Sprintf("the profile declares the lockout not configurable: the harness does not wait out the declared %d s lockout", lo.Seconds))
+		}
+		lk := lockoutProbe{e: e, c: c, t: e.S.Mgmt}
+		lk.seconds = 2
+		c.Must(e.S.Set(ctx, "lockout_seconds", "2"), "set lockout_seconds to 2")
+		lk.threshold(ctx, &f, 3)
+		lk.seconds = 1
+		c.Must(e.S.Set(ctx, "lockout_seconds", "1"), "set lockout_seconds to 1")
+		lk.threshold(ctx, &f, 2)
+		if !lo.Disableable {
+			c.Note("the profile declares the lockout not disableable: lockout_threshold 0 not tried")
+		} else {
+			c.Must(e.S.Set(ctx, "lockout_threshold", "0"), "switch lockout off (lockout_threshold 0)")
+			if err := lk.valid(ctx, "before the attempts with lockout off"); err != nil {
+				f.add("with lockout off (lockout_threshold 0), the valid password was refused before any wrong one: %v", err)
+			}
+			for i := 0; i < 8; i++ {
+				lk.wrong(ctx, fmt.Sprintf("wrong password %d of 8 with lockout off", i+1))
+			}
+			if err := lk.valid(ctx, "after 8 wrong passwords with lockout off"); err != nil {
+				f.add("with lockout off (lockout_threshold 0), the valid password was refused after 8 wrong ones: %v", err)
+			}
+		}
+		c.writeEvidence("attempts.txt", "timed authentication attempts on mgmt", []byte(strings.Join(lk.log, "\n")+"\n"))
+		f.failIfAny(c, "failed-login lockout does not work as declared")
+	})
+}
+
+// la01 scans the device's ports and checks every open one is declared.
+func (e *Env) la01(ctx SpecContext, c *C) {
+	in := e.S.Inst
+	declared := map[int]string{}
+	for _, d := range e.declaredIfaces() {
+		if d.Kind == "tcp" && d.Port != 0 {
+			declared[d.Port] = d.Name
+		}
+	}
+	var open, unverifiable, filtered []int
+	var err error
+	if in.ControlAddress != "" {
+		var r netprobe.ScanResult
+		r, err = netprobe.ScanAttributed(ctx, in.Address, in.ControlAddress)
+		open, unverifiable, filtered = r.Open, r.Unverifiable, r.Filtered
+	} else {
+		open, err = netprobe.ScanTCP(ctx, in.Address)
+	}
+	c.Must(err, "scan the TCP ports of "+in.Address)
+	var report strings.Builder
+	fmt.Fprintf(&report, "TCP scan of %s (all ports)\n", in.Address)
+	for _, p := range open {
+		fmt.Fprintf(&report, "tcp %d open (%s)\n", p, orUndeclared(declared[p]))
+	}
+	for _, p := range filtered {
+		fmt.Fprintf(&report, "tcp %d filtered (neither accepted nor refused in time)\n", p)
+	}
+	for _, p := range unverifiable {
+		fmt.Fprintf(&report, "tcp %d open on the control address %s too: cannot be attributed\n", p, in.ControlAddress)
+	}
+	var udpOpen []int
+	for _, p := range e.udpPorts() {
+		uctx, cancel := context.WithTimeout(ctx, netprobe.DefaultUDPWait)
+		r, err := netprobe.ProbeUDP(uctx, in.Address, p, nil)
+		cancel()
+		c.Must(err, fmt.Sprintf("probe UDP port %d of %s", p, in.Address))
+		state := "open|filtered"
+		switch {
+		case r.Open:
+			state = "open"
+			udpOpen = append(udpOpen, p)
+		case r.Closed:
+			state = "closed"
+		}
+		fmt.Fprintf(&report, "udp %d %s (declared)\n", p, state)
+	}
+	c.writeEvidence("ports.txt", "open ports found", []byte(report.String()))
+	if len(unverifiable) > 0 {
+		c.Errorf("ports %v answer on the control address %s as well as on the device's %s: they belong to the host, and whether the device also listens there cannot be told",
+			unverifiable, in.ControlAddress, in.Address)
+	}
+	var undeclared []string
+	for _, p := range open {
+		if _, ok := declared[p]; !ok {
+			undeclared = append(undeclared, strconv.Itoa(p))
+		}
+	}
+	if len(undeclared) > 0 {
+		c.Failf("TCP ports open on %s that no declared interface names: %s (declared: %v)", in.Address, strings.Join(undeclared, ", "), declared)
+	}
+	if len(open) == 0 && len(declared) > 0 {
+		c.Errorf("the scan of %s found no open TCP port at all, not even a declared one (%v): nothing observed", in.Address, declared)
+	}
+	c.Note("open TCP ports %v, all declared; declared UDP ports open: %v", open, udpOpen)
+}
+
+// declaredIfaces returns the declared interfaces (none without declarations).
+func (e *Env) declaredIfaces() []profile.Interface {
+	if e.S.Decl == nil {
+		return nil
+	}
+	return e.S.Decl.Interfaces
+}
+
+func (e *Env) udpPorts() []int {
+	if e.S.Decl == nil {
+		return nil
+	}
+	return e.S.Decl.UDPPorts
+}
+
+func orUndeclared(name string) string {
+	if name == "" {
+		return "UNDECLARED"
+	}
+	return "declared: " + name
+}
+
+// port returns the declared TCP port of an interface, or its protocol default.
+func (e *Env) port(d profile.Interface) int {
+	if d.Port != 0 {
+		return d.Port
+	}
+	if d.Name == wire.IfaceDebug {
+		return wire.PortDebug
+	}
+	return wire.PortMgmt
+}
+
+// dialDebug opens the debug service; the connection is closed when the check ends.
+func (e *Env) dialDebug(ctx SpecContext, c *C) agent.Transport {
+	var t agent.Transport
+	ok, _ := pollUntil(ctx, probeWait, 100*time.Millisecond, func(ctx context.Context) bool {
+		var err error
+		t, err = e.S.Via(ctx, wire.IfaceDebug)
+		return err == nil
+	})
+	if !ok {
+		c.Errorf("the debug service does not accept connections after it was enabled")
+	}
+	DeferCleanup(func() { t.Close() })
+	return t
+}
+
+// reachable answers whether the interface's port accepts a connection and answers a ping.
+func (e *Env) reachable(ctx context.Context, d profile.Interface) bool {
+	addr := agent.HostPort(e.S.Inst.Address, e.port(d))
+	if ok, err := tcpOpen(ctx, addr); err != nil || !ok {
+		return false
+	}
+	var t agent.Transport = e.S.Mgmt
+	if d.Name == wire.IfaceDebug {
+		dt, err := agent.DialDebug(ctx, e.S.Name, addr)
+		if err != nil {
+			return false
+		}
+		defer dt.Close()
+		t = dt
+	} else {
+		e.S.Mgmt.Reset()
+	}
+	return doWithin(ctx, probeWait, t, nil, "ping", nil) == nil
+}
+
+// closed answers whether the interface's port refuses connections.
+func (e *Env) closed(ctx context.Context, d profile.Interface) bool {
+	ok, err := tcpOpen(ctx, agent.HostPort(e.S.Inst.Address, e.port(d)))
+	return err == nil && !ok
+}
+
+// toggleTCP enables, disables and enables again a network interface over the console,
+// probing its port each time, and leaves it as it was.
+func (e *Env) toggleTCP(ctx SpecContext, c *C, f *findings, d profile.Interface, was bool) {
+	set := func(on bool) {
+		c.Must(e.setIface(ctx, wire.IfaceConsole, d.Name, on), fmt.Sprintf("switch %s %s on the console", d.Name, onOff(on, true)))
+	}
+	up := func(ctx context.Context) bool { return e.reachable(ctx, d) }
+	down := func(ctx context.Context) bool { return e.closed(ctx, d) }
+	set(true)
+	if ok, _ := pollUntil(ctx, probeWait, 100*time.Millisecond, up); !ok {
+		c.Errorf("%s does not answer on port %d while enabled: cannot test disabling it", d.Name, e.port(d))
+	}
+	set(false)
+	if ok, took := pollUntil(ctx, probeWait, 100*time.Millisecond, down); !ok {
+		answers := ""
+		if e.reachable(ctx, d) {
+			answers = " and answers commands"
+		}
+		f.add("%s still accepts connections on port %d%s %s after it was disabled", d.Name, e.port(d), answers, took.Round(time.Millisecond))
+	}
+	set(true)
+	if ok, _ := pollUntil(ctx, probeWait, 100*time.Millisecond, up); !ok {
+		f.add("%s does not answer on port %d after it was enabled again", d.Name, e.port(d))
+	}
+	if !was {
+		set(false)
+	}
+}
+
+// toggleConsole disables the console over the management API, tries to log in on it,
+// and enables it again.
+func (e *Env) toggleConsole(ctx SpecContext, c *C, f *findings) {
+	c.Must(e.setIface(ctx, wire.IfaceMgmt, wire.IfaceConsole, false), "switch the console off over mgmt")
+	e.S.Console.Forget()
+	err := doWithin(ctx, probeWait, e.S.Console, e.S.Admin, "config.get", nil)
+	switch {
+	case err == nil:
+		f.add("console: an admin login and config.get worked while the console was disabled")
+	default:
+		c.Note("console while disabled: %s", outcome(err))
+	}
+	c.Must(e.setIface(ctx, wire.IfaceMgmt, wire.IfaceConsole, true), "switch the console on again over mgmt")
+	e.S.Console.Forget()
+	if err := e.S.Call(ctx, wire.IfaceConsole, "config.get", nil, nil); err != nil {
+		f.add("console: no admin login after it was enabled again: %v", err)
+	}
+}
+
+// toggleMQTT disables MQTT, checks that the device no longer answers there, and enables it.
+func (e *Env) toggleMQTT(ctx SpecContext, c *C, f *findings) {
+	rec := e.S.MQ.Recorder()
+	off := rec.Mark()
+	c.Must(e.setIface(ctx, wire.IfaceConsole, wire.IfaceMQTT, false), "switch mqtt off on the console")
+	// A device that says goodbye publishes online:false (or its will does): after that
+	// a short wait for an answer is enough; without it, wait the full probe time.
+	wait := probeWait
+	status := agent.Topic(e.S.Profile.Broker.TopicPrefix, e.S.ID, "status")
+	sctx, cancel := context.WithTimeout(ctx, probeWait)
+	_, err := rec.WaitFor(sctx, off, func(m mqtt.Message) bool {
+		var st wire.Status
+		return m.Topic == status && json.Unmarshal(m.Payload, &st) == nil && !st.Online
+	})
+	cancel()
+	if err == nil {
+		wait = time.Second
+		c.Note("mqtt: the device published online:false on %s", status)
+	}
+	err = doWithin(ctx, wait, e.S.MQTT, e.S.Admin, "ping", nil)
+	switch {
+	case err == nil:
+		f.add("mqtt: the device answered a ping over MQTT while MQTT was disabled")
+	default:
+		c.Note("mqtt while disabled: %s", outcome(err))
+	}
+	mark := rec.Mark()
+	c.Must(e.setIface(ctx, wire.IfaceConsole, wire.IfaceMQTT, true), "switch mqtt on again on the console")
+	if err := e.S.AwaitOnline(ctx, mark); err != nil {
+		f.add("mqtt: the device did not come back online after MQTT was enabled again: %v", err)
+		return
+	}
+	if err := e.do(ctx, e.S.MQTT, nil, "ping", nil, nil); err != nil {
+		f.add("mqtt: no answer to a ping over MQTT after it was enabled again: %v", err)
+	}
+}
+
+// credential is one credential LA-04 tries, and where it comes from.
+type credential struct {
+	auth wire.Auth
+	why  string
+}
+
+// wellKnownCredentials are default credentials of consumer devices.
+var wellKnownCredentials = [][2]string{
+	{"admin", "admin"}, {"root", "root"}, {"admin", "password"}, {"admin", "1234"},
+	{"admin", "12345"}, {"root", "toor"}, {"user", "user"}, {"support", "support"},
+	{"admin", "admin123"}, {"admin", ""}, {"root", ""},
+}
+
+// guessableCredentials lists well-known defaults and every other unit's admin credential.
+func (e *Env) guessableCredentials() []credential {
+	seen := map[wire.Auth]bool{}
+	var out []credential
+	add := func(a wire.Auth, why string) {
+		if seen[a] {
+			return
+		}
+		seen[a] = true
+		out = append(out, credential{a, why})
+	}
+	for _, w := range wellKnownCredentials {
+		if w[1] == "" {
+			continue // the console cannot carry an empty password
+		}
+		add(wire.Auth{User: w[0], Pass: w[1]}, "well-known default")
+	}
+	for _, in := range e.S.Profile.Instances {
+		if in.Name != e.S.Name && in.Admin.User != "" {
+			add(wire.Auth{User: in.Admin.User, Pass: in.Admin.Pass}, "the admin credential of unit "+in.Name)
+		}
+	}
+	return out
+}
+
+// lockoutProbe times authentication attempts on one interface for LA-05.
+type lockoutProbe struct {
+	e       *Env
+	c       *C
+	t       agent.Transport
+	seconds int
+	log     []string
+	start   time.Time
+}
+
+func (l *lockoutProbe) attempt(ctx context.Context, auth *wire.Auth, what string) error {
+	if l.start.IsZero() {
+		l.start = time.Now()
+	}
+	t0 := time.Now()
+	err := l.e.do(ctx, l.t, auth, "config.get", nil, nil)
+	l.log = append(l.log, fmt.Sprintf("%8.3fs %s: %s (%s)", t0.Sub(l.start).Seconds(), what, outcome(err), time.Since(t0).Round(time.Millisecond)))
+	if err != nil && !agent.Refused(err) {
+		l.c.Must(err, what)
+	}
+	return err
+}
+
+// wrong makes one attempt with a wrong password; it must be refused.
+func (l *lockoutProbe) wrong(ctx context.Context, what string) string {
+	err := l.attempt(ctx, &wire.Auth{User: l.e.S.Admin.User, Pass: wrongPassword()}, what)
+	if err == nil {
+		l.c.Failf("%s over %s: a wrong password was accepted", what, l.t.Iface())
+	}
+	return agent.Code(err)
+}
+
+// valid makes one attempt with the valid password and returns the refusal, if any.
+func (l *lockoutProbe) valid(ctx context.Context, what string) error {
+	return l.attempt(ctx, l.e.S.Admin, what)
+}
+
+// threshold sets the threshold to n and checks that n-1 wrong passwords do not lock the
+// interface, that n do, that the lock refuses the valid password, and that it lifts
+// after the lockout time.
+func (l *lockoutProbe) threshold(ctx context.Context, f *findings, n int) {
+	l.c.Must(l.e.S.Set(ctx, "lockout_threshold", strconv.Itoa(n)), fmt.Sprintf("set lockout_threshold to %d", n))
+	if err := l.valid(ctx, fmt.Sprintf("threshold %d: valid password first", n)); err != nil {
+		l.c.Errorf("threshold %d: the valid password is refused before any wrong one: %v", n, err)
+	}
+	for i := 1; i < n; i++ {
+		l.wrong(ctx, fmt.Sprintf("threshold %d: wrong password %d of %d", n, i, n-1))
+	}
+	if err := l.valid(ctx, fmt.Sprintf("threshold %d: valid password after %d wrong", n, n-1)); err != nil {
+		f.add("threshold %d: the valid password was refused after only %d wrong ones: %v", n, n-1, err)
+		l.awaitUnlock(ctx, f, n, time.Now())
+		return
+	}
+	var lockedAt time.Time
+	for i := 1; i <= n; i++ {
+		lockedAt = time.Now()
+		l.wrong(ctx, fmt.Sprintf("threshold %d: wrong password %d of %d", n, i, n))
+	}
+	err := l.valid(ctx, fmt.Sprintf("threshold %d: valid password right after %d wrong", n, n))
+	switch code := agent.Code(err); {
+	case err == nil:
+		f.add("threshold %d: after %d wrong passwords in a row the valid one still works: no lockout", n, n)
+		return
+	case code != wire.CodeLocked:
+		f.add("threshold %d: after %d wrong passwords the valid one is refused with %q, want %q", n, n, code, wire.CodeLocked)
+	}
+	l.awaitUnlock(ctx, f, n, lockedAt)
+}
+
+// awaitUnlock polls the valid password until it works again, at most lockout time plus a
+// margin, and checks the lock lasted about the lockout time.
+func (l *lockoutProbe) awaitUnlock(ctx context.Context, f *findings, n int, lockedAt time.Time) {
+	lock := time.Duration(l.seconds) * time.Second
+	margin := 3 * time.Second
+	ok, _ := pollUntil(ctx, time.Until(lockedAt.Add(lock+margin)), 250*time.Millisecond, func(ctx context.Context) bool {
+		return l.valid(ctx, fmt.Sprintf("threshold %d: valid password while waiting for the lock to lift", n)) == nil
+	})
+	took := time.Since(lockedAt)
+	switch {
+	case !ok:
+		f.add("threshold %d: the valid password still fails %s after the lockout started (lockout_seconds %d)", n, took.Round(time.Millisecond), l.seconds)
+		l.c.Must(l.e.S.Set(ctx, "lockout_threshold", "0"), "switch lockout off to lift the lock")
+	case took < lock-250*time.Millisecond:
+		f.add("threshold %d: the lock lifted after %s, shorter than lockout_seconds %d", n, took.Round(time.Millisecond), l.seconds)
+	default:
+		l.c.Note("threshold %d: locked after %d wrong passwords, lifted after %s (lockout_seconds %d)", n, n, took.Round(time.Millisecond), l.seconds)
+	}
+}

@@ -1,0 +1,238 @@
+package suites
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hilt-project/hilt/drivers/netprobe"
+	"github.com/hilt-project/hilt/harness/pki"
+	"github.com/hilt-project/hilt/wire"
+)
+
+// Network helpers of the DC, DP and LA checks: raw management lines, TLS handshakes with a
+// capped version, the untrusted TLS server of DP-02, and flows of a capture.
+
+// errNotReached says a TCP connection could not be made at all.
+var errNotReached = errors.New("port not reachable")
+
+// tlsHandshake connects to addr and makes a TLS handshake with cfg; it returns the version
+// agreed. A connection that cannot be made wraps errNotReached; a refused handshake does not.
+func tlsHandshake(ctx context.Context, addr string, cfg *tls.Config) (uint16, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s: %w", errNotReached, addr, err)
+	}
+	defer conn.Close()
+	tc := tls.Client(conn, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return 0, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+	}
+	return tc.ConnectionState().Version, nil
+}
+
+// mgmtRawLine sends one line as given to the management API on a fresh connection and
+// reads one answer. closed is true when the device closed the connection instead of
+// answering; err is a fault of the connection (no answer in time included).
+func (e *Env) mgmtRawLine(ctx context.Context, line string) (resp wire.Response, closed bool, err error) {
+	cctx, cancel := context.WithTimeout(ctx, e.cmdTimeout())
+	defer cancel()
+	d := tls.Dialer{Config: e.S.Mgmt.TLSConfig()}
+	conn, err := d.DialContext(cctx, "tcp", e.S.Mgmt.Addr())
+	if err != nil {
+		return resp, false, fmt.Errorf("mgmt %s: %w", e.S.Mgmt.Addr(), err)
+	}
+	defer conn.Close()
+	dl, _ := cctx.Deadline()
+	conn.SetDeadline(dl)
+	if _, err := conn.Write([]byte(line + "\n")); err != nil {
+		return resp, false, fmt.Errorf("mgmt %s: write: %w", e.S.Mgmt.Addr(), err)
+	}
+	b, err := bufio.NewReader(conn).ReadBytes('\n')
+	switch {
+	case len(b) == 0 && (errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err)):
+		return resp, true, nil
+	case err != nil && len(b) == 0:
+		return resp, false, fmt.Errorf("mgmt %s: read the answer: %w", e.S.Mgmt.Addr(), err)
+	}
+	if err := json.Unmarshal(b, &resp); err != nil {
+		return resp, false, fmt.Errorf("mgmt %s: malformed answer %.200q: %w", e.S.Mgmt.Addr(), b, err)
+	}
+	return resp, false, nil
+}
+
+func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
+
+// dataWait is how long the untrusted server waits for application data after a handshake.
+const dataWait = 3 * time.Second
+
+// tlsAttempt is what the untrusted server saw of one connection.
+type tlsAttempt struct {
+	Remote string
+	// First holds the first bytes the client sent; TLS says whether they open a TLS record.
+	First []byte
+	TLS   bool
+	// Completed says the handshake completed; Data is what the client sent after it.
+	Completed    bool
+	Data         []byte
+	HandshakeErr error
+}
+
+func (a tlsAttempt) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "connection from %s\nfirst bytes: % x\nTLS: %v\n", a.Remote, a.First, a.TLS)
+	if a.Completed {
+		fmt.Fprintf(&b, "handshake completed; %d bytes of application data: %q\n", len(a.Data), a.Data)
+	} else {
+		fmt.Fprintf(&b, "handshake failed: %v\n", a.HandshakeErr)
+	}
+	return b.String()
+}
+
+// untrustedTLS is a TLS server with a certificate from a CA nobody trusts.
+type untrustedTLS struct {
+	ln       net.Listener
+	attempts chan tlsAttempt
+	wg       sync.WaitGroup
+}
+
+// startUntrustedTLS listens on host:0 with a certificate for host from a throwaway CA.
+func startUntrustedTLS(host string) (*untrustedTLS, error) {
+	leaf, err := pki.UntrustedServerCert([]string{host})
+	if err != nil {
+		return nil, err
+	}
+	cert, err := leaf.TLSCertificate()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", host, err)
+	}
+	s := &untrustedTLS{ln: ln, attempts: make(chan tlsAttempt, 16)}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				a := serveOnce(conn, cfg)
+				select {
+				case s.attempts <- a:
+				default:
+				}
+			}()
+		}
+	}()
+	return s, nil
+}
+
+func serveOnce(conn net.Conn, cfg *tls.Config) tlsAttempt {
+	defer conn.Close()
+	rec := &firstBytes{Conn: conn}
+	a := tlsAttempt{Remote: conn.RemoteAddr().String()}
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	tc := tls.Server(rec, cfg)
+	err := tc.Handshake()
+	a.First = rec.first
+	a.TLS = len(a.First) > 0 && a.First[0] == 0x16 // a TLS handshake record
+	if err != nil {
+		a.HandshakeErr = err
+		return a
+	}
+	a.Completed = true
+	conn.SetDeadline(time.Now().Add(dataWait))
+	buf := make([]byte, 4096)
+	n, _ := io.ReadAtLeast(tc, buf, 1)
+	a.Data = buf[:n]
+	return a
+}
+
+// Addr is the server's host:port.
+func (s *untrustedTLS) Addr() string { return s.ln.Addr().String() }
+
+// Next returns the next connection attempt, or ctx's error when none came.
+func (s *untrustedTLS) Next(ctx context.Context) (tlsAttempt, error) {
+	select {
+	case a := <-s.attempts:
+		return a, nil
+	case <-ctx.Done():
+		return tlsAttempt{}, ctx.Err()
+	}
+}
+
+// Close stops the server and waits for its connections to end.
+func (s *untrustedTLS) Close() {
+	s.ln.Close()
+	s.wg.Wait()
+}
+
+// firstBytes records the first bytes read through a connection.
+type firstBytes struct {
+	net.Conn
+	first []byte
+}
+
+func (f *firstBytes) Read(p []byte) (int, error) {
+	n, err := f.Conn.Read(p)
+	if len(f.first) < 16 {
+		f.first = append(f.first, p[:min(n, 16-len(f.first))]...)
+	}
+	return n, err
+}
+
+// describeMQTT says what application data looks like: an MQTT CONNECT or unknown bytes.
+func describeMQTT(b []byte) string {
+	if len(b) > 0 && b[0] == 0x10 {
+		return fmt.Sprintf("an MQTT CONNECT: % x", b[:min(len(b), 32)])
+	}
+	return fmt.Sprintf("% x", b[:min(len(b), 32)])
+}
+
+// flowDecl is a declared flow with its server port resolved.
+type flowDecl struct {
+	Name, Direction string
+	Port            int
+}
+
+// brokerPort is the port of a broker URL (mqtts://host:port), with the scheme's default.
+func brokerPort(raw string) int {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return 0
+	}
+	if p, err := strconv.Atoi(u.Port()); err == nil {
+		return p
+	}
+	if u.Scheme == "mqtt" || u.Scheme == "tcp" {
+		return 1883
+	}
+	return 8883
+}
+
+// tcpOpen reports whether a TCP connection to addr can be made within a second: false
+// (and no error) when the port refuses it or stays silent.
+func tcpOpen(ctx context.Context, addr string) (bool, error) {
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return netprobe.TCPReachable(cctx, addr)
+}

@@ -1,0 +1,149 @@
+package suites
+
+import (
+	"encoding/base64"
+	"fmt"
+
+	. "github.com/onsi/ginkgo/v2"
+
+	"github.com/hilt-project/hilt/harness/agent"
+	"github.com/hilt-project/hilt/harness/session"
+	"github.com/hilt-project/hilt/wire"
+)
+
+// Helpers of the RT checks: decommission, provision, and giving the unit back to the owner
+// the profile names, whatever state a check left it in.
+
+// ownership tracks who owns the unit during a retirement check.
+type ownership struct {
+	e    *Env
+	c    *C
+	snap session.Config
+	// now is who owns the unit as far as the check knows; nil in factory state.
+	now *wire.Auth
+	// mq is the MQTT mark taken before the last reboot the check caused.
+	mq       int64
+	rebooted bool
+}
+
+// trackOwnership snapshots the configuration and, when the check ends (passed or not),
+// gives the unit back to the profile's owner with that configuration: the checks after it
+// need a unit they can log in to.
+func (e *Env) trackOwnership(ctx SpecContext, c *C) *ownership {
+	snap, err := e.S.Snapshot(ctx)
+	c.Must(err, "snapshot the configuration")
+	o := &ownership{e: e, c: c, snap: snap, now: e.S.Admin}
+	DeferCleanup(func(ctx SpecContext) { o.giveBack(ctx) }, NodeTimeout(e.S.Profile.Timeouts.Check.Duration))
+	return o
+}
+
+// owned reports whether the profile's owner still owns the unit as far as the check knows.
+func (o *ownership) owned() bool { return o.now != nil && *o.now == *o.e.S.Admin }
+
+// decommission asks the unit to decommission over t as auth. It returns the refusal, or nil
+// when the unit took it; then it has waited for the unit to boot into factory state, and a
+// unit that does not come back fails the check.
+func (o *ownership) decommission(ctx SpecContext, t agent.Transport, auth *wire.Auth) error {
+	mark, mq := o.e.S.Marks()
+	err := o.e.do(ctx, t, auth, "decommission", nil, nil)
+	if err != nil {
+		if agent.Refused(err) {
+			return err
+		}
+		o.c.Must(err, "decommission over "+t.Iface())
+	}
+	o.now, o.mq, o.rebooted = nil, mq, true
+	if err := o.e.S.AwaitBoot(ctx, mark, mq); err != nil {
+		o.c.Failf("the device took decommission over %s but did not boot again: %v", t.Iface(), err)
+	}
+	return nil
+}
+
+// provision makes auth the owner of a unit in factory state, over the console.
+func (o *ownership) provision(ctx SpecContext, auth *wire.Auth) error {
+	err := o.e.do(ctx, o.e.S.Console, nil, "provision", map[string]any{"user": auth.User, "pass": auth.Pass}, nil)
+	if err == nil {
+		o.now = auth
+	}
+	return err
+}
+
+// works reports whether auth can log in on the console (config.get needs a viewer).
+func (o *ownership) works(ctx SpecContext, auth *wire.Auth) bool {
+	return o.e.do(ctx, o.e.S.Console, auth, "config.get", nil, nil) == nil
+}
+
+// giveBack returns the unit to the profile's owner: decommission it from a new owner the
+// check provisioned, provision the profile's admin, restore the configuration snapshot.
+func (o *ownership) giveBack(ctx SpecContext) {
+	e, c := o.e, o.c
+	fail := func(format string, a ...any) {
+		c.Errorf("give the device back to its owner %s: %s", e.S.Admin.User, fmt.Sprintf(format, a...))
+	}
+	info, err := e.publicInfo(ctx)
+	if err != nil {
+		fail("read info: %v", err)
+		return
+	}
+	if info.Provisioned && !o.works(ctx, e.S.Admin) {
+		if o.now == nil || o.owned() || !o.works(ctx, o.now) {
+			fail("the device is provisioned, but neither the profile's admin nor an owner the check provisioned can log in")
+			return
+		}
+		if err := o.decommission(ctx, e.S.Console, o.now); err != nil {
+			fail("decommission as the check's owner %s: %v", o.now.User, err)
+			return
+		}
+		info.Provisioned = false
+	}
+	if !info.Provisioned {
+		if err := o.provision(ctx, e.S.Admin); err != nil {
+			fail("provision %s: %v", e.S.Admin.User, err)
+			return
+		}
+	}
+	o.now = e.S.Admin
+	if err := e.S.Restore(ctx, o.snap); err != nil {
+		fail("%v", err)
+		return
+	}
+	if o.rebooted && e.S.MQ != nil && o.snap.Interfaces[wire.IfaceMQTT] {
+		if err := e.S.AwaitOnline(ctx, o.mq); err != nil {
+			fail("%v", err)
+		}
+	}
+}
+
+// publicInfo reads info on the console without logging in: in factory state no
+// credential works, and every failed login counts toward the console's lockout.
+func (e *Env) publicInfo(ctx SpecContext) (wire.Info, error) {
+	var info wire.Info
+	err := e.do(ctx, e.S.Console, nil, "info", nil, &info)
+	return info, err
+}
+
+// newOwner returns credentials for a new owner: a fresh user and a random password.
+func newOwner(c *C, prefix string) *wire.Auth {
+	return &wire.Auth{User: prefix + randHex(3), Pass: c.Secret("Hn-" + randHex(12))}
+}
+
+// factoryIdentity reads the ID and identity key the unit gives on the console.
+func (e *Env) factoryIdentity(ctx SpecContext, c *C) (id, pubkey string) {
+	var r struct {
+		ID     string `json:"id"`
+		PubKey string `json:"pubkey"`
+	}
+	c.Must(e.do(ctx, e.S.Console, nil, "pubkey", nil, &r), "read the identity on the console")
+	return r.ID, r.PubKey
+}
+
+// pinnedKey is the identity key pinned at first contact, as the pubkey command gives it.
+func (e *Env) pinnedKey() string { return base64.StdEncoding.EncodeToString(e.S.Key) }
+
+// ownerSettings are values an owner sets, that differ from any sane factory default.
+var ownerSettings = map[string][]string{
+	"telemetry_interval": {"17", "19"},
+	"ntp_server":         {"ntp-owner.hilt.example", "ntp2-owner.hilt.example"},
+	"lockout_threshold":  {"7", "8"},
+	"lockout_seconds":    {"45", "46"},
+}
