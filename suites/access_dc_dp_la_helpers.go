@@ -66,7 +66,7 @@ func (e *Env) settings(ctx SpecContext, c *C) map[string]string {
 	return s
 }
 
-// ifaces reads the interface states over iface as admin.
+// ifacesOver reads the interface states over iface as admin.
 func (e *Env) ifacesOver(ctx context.Context, iface string) (map[string]bool, error) {
 	var r struct {
 		Interfaces map[string]bool `json:"interfaces"`
@@ -176,7 +176,7 @@ func (e *Env) tempUser(ctx SpecContext, c *C, prefix, role string) *wire.Auth {
 	return u
 }
 
-// transports returns the session's request transports by interface name.
+// transportsByName returns the session's request transports by interface name.
 func (e *Env) transportsByName() map[string]agent.Transport {
 	out := map[string]agent.Transport{}
 	for _, t := range e.S.Transports() {

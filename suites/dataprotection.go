@@ -14,6 +14,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 
 	"github.com/hilt-project/hilt/drivers/mqtt"
+	"github.com/hilt-project/hilt/drivers/netprobe"
 	"github.com/hilt-project/hilt/harness/agent"
 	"github.com/hilt-project/hilt/harness/secretscan"
 	"github.com/hilt-project/hilt/wire"
@@ -21,7 +22,7 @@ import (
 
 // dataProtection holds the DP checks: 8259A Data Protection.
 func (e *Env) dataProtection() {
-	e.check("DP-01", func(ctx SpecContext, c *C) { e.dp01(ctx, c) })
+	e.check("DP-01", e.dp01)
 
 	e.check("DP-02", func(ctx SpecContext, c *C) {
 		in := e.S.Inst
@@ -34,15 +35,29 @@ func (e *Env) dataProtection() {
 		srv, err := startUntrustedTLS(in.HarnessAddress)
 		c.Must(err, "start a TLS server with an untrusted certificate")
 		DeferCleanup(srv.Close)
+		ifs, err := e.ifacesOver(ctx, wire.IfaceConsole)
+		c.Must(err, "read the interface states on the console")
+		// Cleanups run last first: take a mark, restore mqtt_broker, await the device
+		// online on its own broker again.
 		var mq int64
+		redirected := false
 		DeferCleanup(func(ctx SpecContext) {
-			if err := e.S.AwaitOnline(ctx, mq); err != nil {
+			if !redirected || !ifs[wire.IfaceMQTT] {
+				return
+			}
+			bctx, cancel := context.WithTimeout(ctx, e.S.Profile.Timeouts.Boot.Duration)
+			defer cancel()
+			if err := e.S.AwaitOnline(bctx, mq); err != nil {
 				c.Errorf("the device did not come back online on its broker after mqtt_broker was restored: %v", err)
 			}
 		}, NodeTimeout(e.S.Profile.Timeouts.Check.Duration))
 		c.Restore(ctx)
 		DeferCleanup(func() { mq = e.S.MQ.Recorder().Mark() })
 		c.Must(e.S.Set(ctx, "mqtt_broker", srv.Addr()), "point mqtt_broker at the harness's server "+srv.Addr())
+		redirected = true
+		if !ifs[wire.IfaceMQTT] {
+			c.Must(e.setIface(ctx, wire.IfaceConsole, wire.IfaceMQTT, true), "switch mqtt on")
+		}
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		a, err := srv.Next(wctx)
@@ -75,6 +90,9 @@ func (e *Env) dataProtection() {
 		viewer := e.tempUser(ctx, c, "hiltdp", "viewer")
 		secrets := []string{psk, viewer.Pass, e.S.Admin.Pass}
 		names := []string{"the planted wifi_psk", "the password of user " + viewer.User, "the admin password"}
+		if p := e.S.Inst.MQTT.Pass; p != "" {
+			secrets, names = append(secrets, p), append(names, "the device's broker password")
+		}
 		keys, keyNames, err := e.keystoreSecrets()
 		c.Must(err, "read the key store "+e.S.Inst.Storage.KeystoreDir)
 		secrets, names = append(secrets, keys...), append(names, keyNames...)
@@ -94,7 +112,7 @@ func (e *Env) dataProtection() {
 			return err
 		})
 		if errors.Is(err, ErrUnsupported) {
-			Skip("storage of this unit cannot be read (" + e.Backend.Kind() + " backend); declare storage in the profile")
+			Skip(fmt.Sprintf("storage of this unit cannot be read (%s backend: %v); declare storage in the profile", e.Backend.Kind(), err))
 		}
 		var f findings
 		for _, h := range hits {
@@ -129,6 +147,82 @@ func (e *Env) dataProtection() {
 		e.S.Mgmt.Reset()
 		f.failIfAny(c, "the device does not enforce its minimum TLS version setting on the management API")
 	})
+}
+
+// dp01 captures the device's traffic and checks that all of it is TLS.
+func (e *Env) dp01(ctx SpecContext, c *C) {
+	in := e.S.Inst
+	if in.CaptureInterface == "" {
+		c.Errorf("no capture possible: the profile gives no capture_interface for unit %s (the host interface that carries all of its traffic)", e.S.Name)
+	}
+	if e.S.MQ == nil {
+		c.Errorf("no MQTT broker in the profile: the device's telemetry flow cannot be awaited")
+	}
+	pcap := filepath.Join(c.Dir(), "dp01.pcapng")
+	capt, err := netprobe.StartCapture(ctx, in.CaptureInterface, pcap, netprobe.WithHostFilter(in.Address))
+	if err != nil {
+		c.Errorf("no capture possible on %s: %v", in.CaptureInterface, err)
+	}
+	stopped := false
+	DeferCleanup(func() {
+		if !stopped {
+			capt.Stop()
+		}
+	})
+	mq := e.S.MQ.Recorder().Mark()
+	c.Must(e.S.Reboot(ctx), "reboot the device (it logs in to its broker at boot)")
+	c.Must(e.S.Call(ctx, wire.IfaceMgmt, "config.get", nil, nil), "use the management API as admin")
+	tele := e.awaitTelemetry(ctx, c, mq)
+	stats, err := capt.Stop()
+	stopped = true
+	c.Must(err, "stop the capture on "+in.CaptureInterface)
+	c.Evidence(pcap, fmt.Sprintf("capture of the device's traffic on %s (%d packets)", in.CaptureInterface, stats.Packets))
+
+	secrets, names := e.wireSecrets(tele)
+	an, err := netprobe.AnalyzeFile(ctx, pcap, netprobe.AnalyzeOptions{Host: in.Address, Secrets: secrets})
+	c.Must(err, "decode the capture "+pcap)
+	var summary strings.Builder
+	for _, fl := range an.Flows {
+		fmt.Fprintf(&summary, "%s\n", flowString(fl))
+	}
+	c.writeEvidence("flows.txt", "flows seen in the capture and their classification", []byte(summary.String()))
+	if len(an.Flows) == 0 {
+		c.Errorf("the capture on %s holds no flow to or from %s (%d packets): nothing observed", in.CaptureInterface, in.Address, stats.Packets)
+	}
+	var f findings
+	for _, fl := range an.Cleartext() {
+		f.add("flow %s carries payload outside TLS", flowString(fl))
+	}
+	for _, cr := range an.Creds {
+		f.add("a cleartext MQTT CONNECT (%s) carries the login of user %q (password sent: %v)", cr.Flow, cr.Username, cr.HasPassword)
+	}
+	for _, h := range an.Hits {
+		name := h.Secret
+		if h.SecretIndex >= 0 && h.SecretIndex < len(names) {
+			name = names[h.SecretIndex]
+		}
+		f.add("%s found in the clear in %s (%s, %s encoding, %d times, first at byte %d)", name, h.Flow, h.Direction, h.Encoding, h.Count, h.Offset)
+	}
+	f.failIfAny(c, "the device's traffic is not all protected by TLS")
+	var missing int64
+	for _, fl := range an.Flows {
+		missing += fl.Missing
+	}
+	switch {
+	case stats.Dropped > 0:
+		c.Errorf("the capture on %s is incomplete: the kernel dropped %d packets, so the absence of cleartext is not shown", in.CaptureInterface, stats.Dropped)
+	case an.Truncated:
+		c.Errorf("the capture %s ends inside a packet: the absence of cleartext is not shown", pcap)
+	case missing > 0:
+		c.Errorf("%d payload bytes of the device's flows are missing from the capture: the absence of secrets is not shown", missing)
+	}
+	for _, d := range e.declaredFlows() {
+		if !anyFlow(an.Flows, in.Address, d) {
+			c.Errorf("no TLS %s flow (direction %s, server port %d) of the device was seen in the capture on %s: the declared flow was not observed",
+				d.Name, d.Direction, d.Port, in.CaptureInterface)
+		}
+	}
+	c.Note("%d flows seen, all protected; none of %d secrets (%s) found in the capture", len(an.Flows), len(secrets), strings.Join(names, ", "))
 }
 
 // awaitTelemetry waits for a telemetry message of the device after mark, for at most

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -235,4 +236,30 @@ func tcpOpen(ctx context.Context, addr string) (bool, error) {
 	cctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	return netprobe.TCPReachable(cctx, addr)
+}
+
+// anyFlow reports whether flows hold a TLS flow of the declared kind for the device at addr.
+func anyFlow(flows []netprobe.Flow, addr string, d flowDecl) bool {
+	dev, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	dev = dev.Unmap()
+	for _, f := range flows {
+		if f.Key.Proto != "tcp" || int(f.Key.Server.Port()) != d.Port || f.Class != netprobe.ClassTLS {
+			continue
+		}
+		end := f.Key.Client.Addr() // "out": the device connects
+		if d.Direction == "in" {
+			end = f.Key.Server.Addr()
+		}
+		if end.Unmap() == dev {
+			return true
+		}
+	}
+	return false
+}
+
+func flowString(f netprobe.Flow) string {
+	return fmt.Sprintf("%s %s (client %d bytes, server %d bytes)", f.Key, f.Class, f.ClientBytes, f.ServerBytes)
 }

@@ -166,7 +166,8 @@ func runSim(parent context.Context, opts sim.Options, stdout, stderr io.Writer) 
 	if parent == nil {
 		parent = context.Background()
 	}
-	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	// A closed terminal (SIGHUP) or output pipe (SIGPIPE) stops the bench cleanly too.
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	defer stop()
 	b, err := sim.Start(ctx, opts)
 	if err != nil {

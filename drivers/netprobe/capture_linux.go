@@ -44,7 +44,8 @@ type Capture struct {
 
 	done     chan struct{}
 	stopOnce sync.Once
-	stopCtx  func() bool
+	mu       sync.Mutex
+	stopCtx  func() bool // releases the context watch
 
 	// Written by the reader goroutine; read after done is closed.
 	stats CaptureStats
@@ -106,6 +107,10 @@ func StartCapture(ctx context.Context, iface string, out string, opts ...Capture
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
 	sock := os.NewFile(uintptr(fd), "packet:"+iface)
 	rc, err := sock.SyscallConn()
+	if err == nil {
+		// Stop relies on a read deadline: the socket must be in the netpoller.
+		err = sock.SetReadDeadline(time.Time{})
+	}
 	if err != nil {
 		sock.Close()
 		return nil, fmt.Errorf("netprobe: capture on %s: %w", iface, err)
@@ -135,7 +140,9 @@ func StartCapture(ctx context.Context, iface string, out string, opts ...Capture
 		sock: sock, rc: rc, f: f, w: w, done: make(chan struct{}),
 	}
 	go c.run()
+	c.mu.Lock()
 	c.stopCtx = context.AfterFunc(ctx, func() { c.Stop() })
+	c.mu.Unlock()
 	return c, nil
 }
 
@@ -146,9 +153,11 @@ func (c *Capture) Path() string { return c.out }
 // returns what was written. Calling it again returns the same.
 func (c *Capture) Stop() (CaptureStats, error) {
 	c.stopOnce.Do(func() {
+		c.mu.Lock()
 		if c.stopCtx != nil {
 			c.stopCtx()
 		}
+		c.mu.Unlock()
 		// Wake the reader: it drains what the socket holds, then returns.
 		_ = c.sock.SetReadDeadline(time.Now())
 		<-c.done

@@ -141,6 +141,11 @@ func (c *console) expect(ctx context.Context, re *regexp.Regexp, exited func() e
 
 // send writes one line to the guest.
 func (c *console) send(ctx context.Context, line string) error {
+	return c.write(ctx, []byte(line+"\n"))
+}
+
+// write writes p to the guest as it is.
+func (c *console) write(ctx context.Context, p []byte) error {
 	c.mu.Lock()
 	released := c.released
 	c.mu.Unlock()
@@ -152,7 +157,7 @@ func (c *console) send(ctx context.Context, line string) error {
 		dl = time.Now().Add(10 * time.Second)
 	}
 	_ = c.f.SetWriteDeadline(dl)
-	if _, err := io.WriteString(c.f, line+"\n"); err != nil {
+	if _, err := c.f.Write(p); err != nil {
 		return fmt.Errorf("qemu %s: send on the console: %w", c.vm, err)
 	}
 	return nil

@@ -258,10 +258,11 @@ func (vm *VM) Args() []string { return append([]string(nil), vm.args...) }
 // exits first, the *ConsoleError shows the last console lines.
 func (vm *VM) Expect(ctx context.Context, re *regexp.Regexp) (string, error) {
 	return vm.con.expect(ctx, re, func() error {
+		// The console closes when QEMU closes its end of the pty, just before it exits.
 		select {
 		case <-vm.exited:
 			return vm.exitError()
-		default:
+		case <-time.After(5 * time.Second):
 			return nil
 		}
 	})
@@ -269,6 +270,10 @@ func (vm *VM) Expect(ctx context.Context, re *regexp.Regexp) (string, error) {
 
 // SendLine writes line and a newline to the guest's console.
 func (vm *VM) SendLine(ctx context.Context, line string) error { return vm.con.send(ctx, line) }
+
+// WriteConsole writes p to the guest's console as it is, for a program that relays the
+// console (typed keys, a terminal).
+func (vm *VM) WriteConsole(ctx context.Context, p []byte) error { return vm.con.write(ctx, p) }
 
 // ConsoleTail returns the last n lines the guest printed while the VM read the console.
 func (vm *VM) ConsoleTail(n int) []string { return vm.con.tail(n) }

@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 )
 
 // ErrNotPermitted: making a tap device needs root (CAP_NET_ADMIN).
@@ -29,9 +31,15 @@ type Tap struct {
 // GuestPrefix is the guest's address with the link's prefix length (for hilt.ip=).
 func (t *Tap) GuestPrefix() netip.Prefix { return netip.PrefixFrom(t.Guest, t.Net.Bits()) }
 
+// tapAlias marks the taps this package makes with the PID of the process that made them,
+// so that RemoveStaleTaps can tell the taps of a dead process.
+const tapAlias = "hilt-qemu pid="
+
 // CreateTap makes the tap device name (at most 15 bytes) with the host's end of subnet on it,
 // switches IPv6 off on it (so that a capture on it holds only the guest's own traffic) and
-// brings it up. QEMU attaches to it with Options.Tap. Close removes it.
+// brings it up. QEMU attaches to it with Options.Tap. The tap is persistent: it stays while
+// QEMU restarts, so a capture on it goes on. Close removes it; RemoveStaleTaps removes the
+// taps of processes that died before they could.
 func CreateTap(ctx context.Context, name string, subnet netip.Prefix) (*Tap, error) {
 	if len(name) == 0 || len(name) > 15 {
 		return nil, fmt.Errorf("tap %q: a name of 1 to 15 bytes", name)
@@ -62,6 +70,9 @@ func (t *Tap) setup(ctx context.Context) error {
 	if _, err := ipCmd(ctx, "addr", "add", netip.PrefixFrom(t.Host, t.Net.Bits()).String(), "dev", t.Name); err != nil {
 		return fmt.Errorf("tap %s: %w", t.Name, err)
 	}
+	if _, err := ipCmd(ctx, "link", "set", "dev", t.Name, "alias", fmt.Sprintf("%s%d", tapAlias, os.Getpid())); err != nil {
+		return fmt.Errorf("tap %s: %w", t.Name, err)
+	}
 	if _, err := ipCmd(ctx, "link", "set", "dev", t.Name, "up"); err != nil {
 		return fmt.Errorf("tap %s: %w", t.Name, err)
 	}
@@ -77,6 +88,40 @@ func (t *Tap) Close(ctx context.Context) error {
 		return fmt.Errorf("tap %s: %w", t.Name, err)
 	}
 	return nil
+}
+
+// RemoveStaleTaps removes the taps made by CreateTap in processes that are gone (killed
+// before they could clean up) and returns their names.
+func RemoveStaleTaps(ctx context.Context) ([]string, error) {
+	out, err := ipCmd(ctx, "-j", "link", "show")
+	if err != nil {
+		return nil, err
+	}
+	var links []struct {
+		Name  string `json:"ifname"`
+		Alias string `json:"ifalias"`
+	}
+	if err := json.Unmarshal(out, &links); err != nil {
+		return nil, fmt.Errorf("ip -j link show: %w", err)
+	}
+	var removed []string
+	var errs []error
+	for _, l := range links {
+		pid, ok := strings.CutPrefix(l.Alias, tapAlias)
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(pid)
+		if err != nil || n <= 0 || syscall.Kill(n, 0) != syscall.ESRCH {
+			continue
+		}
+		if _, err := ipCmd(ctx, "link", "del", "dev", l.Name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, l.Name)
+	}
+	return removed, errors.Join(errs...)
 }
 
 // FreeSubnets returns n (at most 64) /30 subnets of one /24 in 10.0.0.0/8 that no address or

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -38,8 +39,9 @@ var (
 	ErrNoConnect = errors.New("no MQTT connection")
 	// ErrUnknownAccount is returned for a user name the broker has no account for.
 	ErrUnknownAccount = errors.New("unknown account")
-	// ErrBound is returned when an account or client ID is already bound otherwise.
-	ErrBound = errors.New("client ID binding conflict")
+	// ErrBound is the reason a device account's connection with a client ID other than its
+	// own, or with one bound to another account, is refused.
+	ErrBound = errors.New("client ID bound otherwise")
 )
 
 // Account is a broker user.
@@ -131,7 +133,6 @@ type Broker struct {
 	mu       sync.Mutex
 	accounts map[string]*Account // by user name
 	harness  string
-	bound    map[string]string // client ID -> user name, for device accounts
 	events   []Event
 	changed  chan struct{} // closed and replaced on every new event
 	closed   bool
@@ -159,7 +160,6 @@ func Start(ctx context.Context, opts Options) (*Broker, error) {
 		log:      opts.Log,
 		accounts: map[string]*Account{},
 		harness:  opts.Harness.Username,
-		bound:    map[string]string{},
 		changed:  make(chan struct{}),
 	}
 	h := opts.Harness
@@ -176,7 +176,6 @@ func Start(ctx context.Context, opts Options) (*Broker, error) {
 			if err := validClientID(d.ClientID); err != nil {
 				return nil, fmt.Errorf("broker: start: account %q: %w", d.Username, err)
 			}
-			b.bound[d.ClientID] = d.Username
 		}
 		b.accounts[d.Username] = &d
 	}
@@ -236,34 +235,49 @@ func (b *Broker) PlainAddr() *net.TCPAddr { return b.plain.Addr().(*net.TCPAddr)
 // TopicPrefix returns the topic prefix the ACL is built on.
 func (b *Broker) TopicPrefix() string { return b.prefix }
 
-// Bind binds a device account to clientID (the device's ID). Binding again to the same ID
-// is a no-op; a different ID, or an ID bound to another account, is an ErrBound error.
-func (b *Broker) Bind(username, clientID string) error {
+// Binding is the outcome of Bind.
+type Binding struct {
+	// Previous is the client ID the account was bound to before, if another one.
+	Previous string
+	// SharedWith are the other accounts bound to the same client ID (devices that report
+	// the same ID: each may use it, and the harness account may not).
+	SharedWith []string
+}
+
+// Bind binds a device account to clientID, the ID its device reports. It replaces an earlier
+// binding (a device whose ID changed, or that connected first with a client ID other than
+// the ID it reports: it may then connect only with its ID). Only the bench binds an ID that
+// another account already holds, when two devices report the same ID; a device account
+// cannot claim such an ID by connecting with it.
+func (b *Broker) Bind(username, clientID string) (Binding, error) {
 	if err := validClientID(clientID); err != nil {
-		return fmt.Errorf("broker: bind account %q: %w", username, err)
+		return Binding{}, fmt.Errorf("broker: bind account %q: %w", username, err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.bindLocked(username, clientID)
-}
-
-func (b *Broker) bindLocked(username, clientID string) error {
 	a, ok := b.accounts[username]
 	if !ok || username == b.harness {
-		return fmt.Errorf("broker: bind %q: %w (not a device account)", username, ErrUnknownAccount)
+		return Binding{}, fmt.Errorf("broker: bind %q: %w (not a device account)", username, ErrUnknownAccount)
 	}
-	if a.ClientID == clientID {
-		return nil
+	var res Binding
+	if a.ClientID != "" && a.ClientID != clientID {
+		res.Previous = a.ClientID
 	}
-	if a.ClientID != "" {
-		return fmt.Errorf("broker: bind account %q to client ID %q: %w: already bound to %q", username, clientID, ErrBound, a.ClientID)
-	}
-	if other, taken := b.bound[clientID]; taken {
-		return fmt.Errorf("broker: bind account %q to client ID %q: %w: bound to account %q", username, clientID, ErrBound, other)
-	}
+	res.SharedWith = b.ownersLocked(clientID, username)
 	a.ClientID = clientID
-	b.bound[clientID] = username
-	return nil
+	return res, nil
+}
+
+// ownersLocked returns the device accounts bound to clientID, except one.
+func (b *Broker) ownersLocked(clientID, except string) []string {
+	var out []string
+	for name, a := range b.accounts {
+		if name != b.harness && name != except && a.ClientID == clientID {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Account returns the current state of an account (its bound client ID included).

@@ -184,7 +184,7 @@ func TestEmbeddedAuthAndACL(t *testing.T) {
 		{"wrong password", tlsURL, "dev2", "wrong-password-123", "rd-bbbb", "wrong password"},
 		{"unknown user", tlsURL, "nobody", "whatever-1234567", "x", "unknown user"},
 		{"anonymous", tlsURL, "", "", "anon", "anonymous"},
-		{"other client ID for bound account", tlsURL, "dev1", "dev1-pass-0123456789", "rd-cccc", "already bound"},
+		{"other client ID for bound account", tlsURL, "dev1", "dev1-pass-0123456789", "rd-cccc", "bound to client ID"},
 		{"client ID of another account", tlsURL, "dev2", "dev2-pass-0123456789", "rd-aaaa", "bound to account"},
 		{"harness with a device's client ID", tlsURL, HarnessUsername, "harness-pass-0123456789", "rd-aaaa", "belongs to device account"},
 	}
@@ -202,22 +202,16 @@ func TestEmbeddedAuthAndACL(t *testing.T) {
 	}
 
 	// dev2 is bound by the bench before it connects, then uses the plaintext listener.
-	if err := b.Bind("dev2", "rd-bbbb"); err != nil {
+	if _, err := b.Bind("dev2", "rd-bbbb"); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Bind("dev2", "rd-bbbb"); err != nil {
-		t.Errorf("second identical Bind: %v", err)
+	if res, err := b.Bind("dev2", "rd-bbbb"); err != nil || res.Previous != "" || len(res.SharedWith) > 0 {
+		t.Errorf("second identical Bind: %+v, %v", res, err)
 	}
-	if err := b.Bind("dev2", "rd-dddd"); !errors.Is(err, ErrBound) {
-		t.Errorf("Bind to a second ID: got %v, want ErrBound", err)
-	}
-	if err := b.Bind("dev1", "rd-bbbb"); !errors.Is(err, ErrBound) {
-		t.Errorf("Bind to another account's ID: got %v, want ErrBound", err)
-	}
-	if err := b.Bind(HarnessUsername, "rd-eeee"); !errors.Is(err, ErrUnknownAccount) {
+	if _, err := b.Bind(HarnessUsername, "rd-eeee"); !errors.Is(err, ErrUnknownAccount) {
 		t.Errorf("Bind harness: got %v, want ErrUnknownAccount", err)
 	}
-	if err := b.Bind("dev2", "a/b"); err == nil {
+	if _, err := b.Bind("dev2", "a/b"); err == nil {
 		t.Errorf("Bind to a client ID with '/': got nil error")
 	}
 	dev2 := mustDial(t, plainURL, ca, "dev2", "dev2-pass-0123456789", "rd-bbbb")
@@ -231,6 +225,50 @@ func TestEmbeddedAuthAndACL(t *testing.T) {
 	}
 	if !plainOK {
 		t.Errorf("no OK event for dev2 on the plaintext listener")
+	}
+}
+
+// TestRebindAndShare covers a device whose ID changes (rebinding) and two devices that report
+// the same ID (sharing, as only the bench may set up).
+func TestRebindAndShare(t *testing.T) {
+	b, ca := startTestBroker(t)
+	url := fmt.Sprintf("mqtts://127.0.0.1:%d", b.TLSAddr().Port)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	h := mustDial(t, url, ca, HarnessUsername, "harness-pass-0123456789", "harness")
+	seen := newRecorder()
+	if err := Subscribe(ctx, h, "hilt/#", seen.handle); err != nil {
+		t.Fatal(err)
+	}
+
+	// dev1 connected as rd-old; its device then reports rd-new.
+	old := mustDial(t, url, ca, "dev1", "dev1-pass-0123456789", "rd-old")
+	old.Disconnect(0)
+	res, err := b.Bind("dev1", "rd-new")
+	if err != nil || res.Previous != "rd-old" {
+		t.Fatalf("rebind: %+v, %v; want Previous rd-old", res, err)
+	}
+	if _, err := dial(t, url, ca, "dev1", "dev1-pass-0123456789", "rd-old"); err == nil {
+		t.Errorf("dev1 connected with its old client ID after rebinding")
+	}
+	dev1 := mustDial(t, url, ca, "dev1", "dev1-pass-0123456789", "rd-new")
+	publish(t, dev1, "hilt/rd-new/status", "up")
+	seen.waitFor(t, "hilt/rd-new/status up")
+
+	// dev2's device reports dev1's ID: dev2 cannot claim it by connecting, but the bench can
+	// share it; the harness still cannot use it.
+	if _, err := dial(t, url, ca, "dev2", "dev2-pass-0123456789", "rd-new"); err == nil {
+		t.Errorf("dev2 claimed dev1's client ID by connecting")
+	}
+	res, err = b.Bind("dev2", "rd-new")
+	if err != nil || len(res.SharedWith) != 1 || res.SharedWith[0] != "dev1" {
+		t.Fatalf("shared bind: %+v, %v; want SharedWith [dev1]", res, err)
+	}
+	dev2 := mustDial(t, url, ca, "dev2", "dev2-pass-0123456789", "rd-new")
+	publish(t, dev2, "hilt/rd-new/telemetry", "from-dev2")
+	seen.waitFor(t, "hilt/rd-new/telemetry from-dev2")
+	if _, err := dial(t, url, ca, HarnessUsername, "harness-pass-0123456789", "rd-new"); err == nil {
+		t.Errorf("harness connected with a device's client ID")
 	}
 }
 

@@ -48,15 +48,20 @@ func (b *Broker) authenticate(user, id string, pk packets.Packet) string {
 		return "wrong password"
 	}
 	if user == b.harness {
-		if owner, taken := b.bound[id]; taken {
-			return fmt.Sprintf("client ID %q belongs to device account %q", id, owner)
+		if owners := b.ownersLocked(id, ""); len(owners) > 0 {
+			return fmt.Sprintf("client ID %q belongs to device account %q", id, owners[0])
 		}
 	} else {
-		if pk.Connect.ClientIdentifier == "" {
+		switch {
+		case pk.Connect.ClientIdentifier == "":
 			return "a device account must connect with its device ID as client ID (got an empty one)"
-		}
-		if err := b.bindLocked(user, id); err != nil {
-			return err.Error()
+		case a.ClientID == "":
+			if owners := b.ownersLocked(id, user); len(owners) > 0 {
+				return fmt.Sprintf("%v: client ID %q is bound to account %q", ErrBound, id, owners[0])
+			}
+			a.ClientID = id // the account's first connection binds it
+		case a.ClientID != id:
+			return fmt.Sprintf("%v: the account is bound to client ID %q", ErrBound, a.ClientID)
 		}
 	}
 	if pk.Connect.WillFlag && !b.allowedLocked(user, pk.Connect.WillTopic) {

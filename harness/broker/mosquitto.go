@@ -63,6 +63,8 @@ type Mosquitto struct {
 	stopOnce   sync.Once
 	closeError error
 
+	reloadMu sync.Mutex // one reload at a time
+
 	mu      sync.Mutex
 	devices []Account
 	lines   []string
@@ -361,50 +363,74 @@ func (m *Mosquitto) Log() string {
 	return strings.Join(m.lines, "\n")
 }
 
-// Bind restricts a device account to <prefix>/<clientID>/# and makes Mosquitto reload its
-// ACL; it returns once Mosquitto has begun the reload, after which every packet it reads is
-// checked against the new ACL.
-func (m *Mosquitto) Bind(ctx context.Context, username, clientID string) error {
+// Bind restricts a device account to <prefix>/<clientID>/# (see Broker.Bind for the
+// semantics) and makes Mosquitto reload its ACL; it returns once Mosquitto has begun the
+// reload, after which every packet it reads is checked against the new ACL.
+func (m *Mosquitto) Bind(ctx context.Context, username, clientID string) (Binding, error) {
 	if err := validClientID(clientID); err != nil {
-		return fmt.Errorf("mosquitto: bind account %q: %w", username, err)
+		return Binding{}, fmt.Errorf("mosquitto: bind account %q: %w", username, err)
 	}
 	m.mu.Lock()
-	found := false
-	for i := range m.devices {
-		if m.devices[i].Username != username {
-			if m.devices[i].ClientID == clientID {
-				m.mu.Unlock()
-				return fmt.Errorf("mosquitto: bind account %q to client ID %q: %w: bound to account %q", username, clientID, ErrBound, m.devices[i].Username)
-			}
-			continue
-		}
-		found = true
-		switch m.devices[i].ClientID {
-		case clientID:
-			m.mu.Unlock()
-			return nil
-		case "":
-			m.devices[i].ClientID = clientID
-		default:
-			m.mu.Unlock()
-			return fmt.Errorf("mosquitto: bind account %q to client ID %q: %w: already bound to %q", username, clientID, ErrBound, m.devices[i].ClientID)
+	var res Binding
+	idx := -1
+	for i, d := range m.devices {
+		switch {
+		case d.Username == username:
+			idx = i
+		case d.ClientID == clientID:
+			res.SharedWith = append(res.SharedWith, d.Username)
 		}
 	}
-	from := len(m.lines)
+	if idx < 0 {
+		m.mu.Unlock()
+		return Binding{}, fmt.Errorf("mosquitto: bind %q: %w", username, ErrUnknownAccount)
+	}
+	old := m.devices[idx].ClientID
+	if old == clientID {
+		m.mu.Unlock()
+		return res, nil
+	}
+	if old != "" {
+		res.Previous = old
+	}
+	m.devices[idx].ClientID = clientID
 	m.mu.Unlock()
-	if !found {
-		return fmt.Errorf("mosquitto: bind %q: %w", username, ErrUnknownAccount)
+	if err := m.reload(ctx); err != nil {
+		return res, fmt.Errorf("mosquitto: bind account %q: %w", username, err)
 	}
+	return res, nil
+}
+
+// reloadNotice bounds the wait for Mosquitto to start a reload after SIGHUP. Mosquitto
+// forgets a SIGHUP that arrives while it is reloading, so a reload that does not start is
+// asked for again.
+const reloadNotice = time.Second
+
+// reload writes the ACL file and waits until Mosquitto has started a reload after that
+// (it reads the files after it logs "Reloading config").
+func (m *Mosquitto) reload(ctx context.Context) error {
+	m.reloadMu.Lock()
+	defer m.reloadMu.Unlock()
 	if err := m.writeACL(); err != nil {
 		return err
 	}
-	if err := m.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		return fmt.Errorf("mosquitto: reload (SIGHUP): %w", err)
+	for {
+		m.mu.Lock()
+		from := len(m.lines)
+		m.mu.Unlock()
+		if err := m.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			return fmt.Errorf("reload (SIGHUP): %w", err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, reloadNotice)
+		_, err := m.waitLine(wctx, from, func(l string) bool { return strings.Contains(l, "Reloading config") })
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || errors.Is(err, ErrMosquittoExited) {
+			return err
+		}
 	}
-	if _, err := m.waitLine(ctx, from, func(l string) bool { return strings.Contains(l, "Reloading config") }); err != nil {
-		return fmt.Errorf("mosquitto: bind account %q: %w", username, err)
-	}
-	return nil
 }
 
 // Exited is closed when the Mosquitto process has exited.

@@ -71,7 +71,7 @@ func TestMosquitto(t *testing.T) {
 	if err := Subscribe(ctx, dev1, "hilt/rd-aaaa/cmd", seen.handle); err != nil {
 		t.Fatalf("dev1 subscribe own topic before Bind: %v", err)
 	}
-	if err := m.Bind(ctx, "dev1", "rd-aaaa"); err != nil {
+	if _, err := m.Bind(ctx, "dev1", "rd-aaaa"); err != nil {
 		t.Fatal(err)
 	}
 	// Mosquitto's ACL file grants every SUBSCRIBE and checks read access at delivery: the
@@ -94,13 +94,10 @@ func TestMosquitto(t *testing.T) {
 	if before := seen.waitFor(t, "hilt/rd-aaaa/telemetry marker"); len(before) > 0 {
 		t.Errorf("harness received %q before the marker, want nothing", before)
 	}
-	if err := m.Bind(ctx, "dev2", "rd-aaaa"); !errors.Is(err, ErrBound) {
-		t.Errorf("Bind dev2 to dev1's ID: got %v, want ErrBound", err)
+	if res, err := m.Bind(ctx, "dev1", "rd-aaaa"); err != nil || res.Previous != "" {
+		t.Errorf("identical Bind: %+v, %v", res, err)
 	}
-	if err := m.Bind(ctx, "dev1", "rd-cccc"); !errors.Is(err, ErrBound) {
-		t.Errorf("Bind dev1 again to another ID: got %v, want ErrBound", err)
-	}
-	if err := m.Bind(ctx, "nobody", "rd-cccc"); !errors.Is(err, ErrUnknownAccount) {
+	if _, err := m.Bind(ctx, "nobody", "rd-cccc"); !errors.Is(err, ErrUnknownAccount) {
 		t.Errorf("Bind unknown: got %v, want ErrUnknownAccount", err)
 	}
 
@@ -108,6 +105,23 @@ func TestMosquitto(t *testing.T) {
 	dev2 := mustDial(t, m.PlainURL(), ca, "dev2", "dev2-pass-0123456789", "rd-bbbb")
 	publish(t, dev2, "hilt/rd-bbbb/status", "online")
 	seen.waitFor(t, "hilt/rd-bbbb/status online")
+
+	// Rebinding moves the account: dev2's device now reports rd-cccc.
+	if res, err := m.Bind(ctx, "dev2", "rd-bbbb"); err != nil || res.Previous != "" {
+		t.Fatalf("bind dev2: %+v, %v", res, err)
+	}
+	if res, err := m.Bind(ctx, "dev2", "rd-cccc"); err != nil || res.Previous != "rd-bbbb" {
+		t.Fatalf("rebind dev2: %+v, %v; want Previous rd-bbbb", res, err)
+	}
+	publish(t, dev2, "hilt/rd-bbbb/telemetry", "old-id")
+	publish(t, dev2, "hilt/rd-cccc/telemetry", "new-id")
+	if before := seen.waitFor(t, "hilt/rd-cccc/telemetry new-id"); len(before) > 0 {
+		t.Errorf("harness received %q, want nothing from dev2's old subtree", before)
+	}
+	// Two devices reporting the same ID share it.
+	if res, err := m.Bind(ctx, "dev2", "rd-aaaa"); err != nil || len(res.SharedWith) != 1 || res.SharedWith[0] != "dev1" {
+		t.Errorf("shared bind: %+v, %v; want SharedWith [dev1]", res, err)
+	}
 
 	if err := m.Close(); err != nil {
 		t.Errorf("Close: %v", err)

@@ -38,8 +38,9 @@ type brokerBackend interface {
 	deviceAccount(i int) broker.Account
 	// deviceAddrs are the TLS and plaintext addresses (host:port) as device h reaches them.
 	deviceAddrs(h netns.Host) (tls, plain string)
-	// bind restricts the device's account to its ID as soon as the ID is known.
-	bind(ctx context.Context, user, id string) error
+	// bind restricts the device's account to its ID as soon as the ID is known, and again
+	// whenever the ID changes.
+	bind(ctx context.Context, user, id string) (broker.Binding, error)
 	// waitConnected waits for the device's first MQTT connection.
 	waitConnected(ctx context.Context, user, id string, from netip.Addr) error
 	close() error
@@ -84,7 +85,9 @@ func (e *embeddedBackend) deviceAddrs(h netns.Host) (string, string) {
 	host := h.HarnessAddress.String()
 	return net.JoinHostPort(host, strconv.Itoa(e.b.TLSAddr().Port)), net.JoinHostPort(host, strconv.Itoa(e.b.PlainAddr().Port))
 }
-func (e *embeddedBackend) bind(_ context.Context, user, id string) error { return e.b.Bind(user, id) }
+func (e *embeddedBackend) bind(_ context.Context, user, id string) (broker.Binding, error) {
+	return e.b.Bind(user, id)
+}
 func (e *embeddedBackend) waitConnected(ctx context.Context, user, _ string, from netip.Addr) error {
 	_, err := e.b.WaitConnect(ctx, user, from)
 	return err
@@ -160,7 +163,7 @@ func (m *mosquittoBackend) deviceAddrs(h netns.Host) (string, string) {
 	host := h.HarnessAddress.String()
 	return net.JoinHostPort(host, strconv.Itoa(m.m.TLSPort())), net.JoinHostPort(host, strconv.Itoa(m.m.PlainPort()))
 }
-func (m *mosquittoBackend) bind(ctx context.Context, user, id string) error {
+func (m *mosquittoBackend) bind(ctx context.Context, user, id string) (broker.Binding, error) {
 	return m.m.Bind(ctx, user, id)
 }
 func (m *mosquittoBackend) waitConnected(ctx context.Context, user, id string, from netip.Addr) error {
@@ -240,13 +243,15 @@ func newExternal(opts Options) (*externalBackend, error) {
 	return e, nil
 }
 
-func (e *externalBackend) kind() string                               { return KindExternal }
-func (e *externalBackend) harnessURL() string                         { return e.u.String() }
-func (e *externalBackend) caFile() string                             { return e.caPath }
-func (e *externalBackend) caPEM() []byte                              { return e.ca }
-func (e *externalBackend) harness() broker.Account                    { return e.h }
-func (e *externalBackend) deviceAccount(i int) broker.Account         { return e.devices[i-1] }
-func (e *externalBackend) bind(context.Context, string, string) error { return nil }
+func (e *externalBackend) kind() string                       { return KindExternal }
+func (e *externalBackend) harnessURL() string                 { return e.u.String() }
+func (e *externalBackend) caFile() string                     { return e.caPath }
+func (e *externalBackend) caPEM() []byte                      { return e.ca }
+func (e *externalBackend) harness() broker.Account            { return e.h }
+func (e *externalBackend) deviceAccount(i int) broker.Account { return e.devices[i-1] }
+func (e *externalBackend) bind(context.Context, string, string) (broker.Binding, error) {
+	return broker.Binding{}, nil
+}
 func (e *externalBackend) deviceAddrs(h netns.Host) (string, string) {
 	host, port, _ := net.SplitHostPort(e.u.Host)
 	// A loopback broker address means the device's own loopback inside a namespace: send

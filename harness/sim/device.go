@@ -266,7 +266,12 @@ func (d *device) readNotify(b *Bench) {
 		}
 		b.logf("%s: booted again (boot %d) as %s", d.name, r.Boot, r.ID)
 		if oldID != r.ID {
-			b.logf("%s: its ID changed from %s to %s", d.name, oldID, r.ID)
+			b.logf("%s: warning: its ID changed from %s to %s", d.name, oldID, r.ID)
+			ctx, cancel := context.WithTimeout(context.Background(), b.opts.CommandTimeout)
+			if err := b.bindAccount(ctx, d, r.ID); err != nil {
+				b.logf("%v", err)
+			}
+			cancel()
 		}
 	}
 }

@@ -68,7 +68,8 @@ type Options struct {
 	// TopicPrefix is the devices' MQTT topic prefix (default "hilt").
 	TopicPrefix string
 	// Dir is the run folder; it must be empty or not exist. Default: a new temporary folder,
-	// removed by Close unless KeepDir.
+	// removed by Close unless KeepDir (or, if the bench dies without Close, by the next
+	// bench's Start).
 	Dir string
 	// KeepDir keeps a temporary run folder after Close (a given Dir is always kept).
 	KeepDir bool
@@ -267,8 +268,13 @@ func (o *Options) fill() error {
 }
 
 func (b *Bench) makeDir() error {
+	if removed, err := cleanupStaleRunDirs(); err != nil {
+		b.logf("warning: removing the run folders of dead benches: %v", err)
+	} else if len(removed) > 0 {
+		b.logf("removed the run folders of dead benches: %s", strings.Join(removed, ", "))
+	}
 	if b.opts.Dir == "" {
-		d, err := os.MkdirTemp("", fmt.Sprintf("hilt-sim-%d-", os.Getpid()))
+		d, err := newRunDir(b.opts.KeepDir)
 		if err != nil {
 			return fmt.Errorf("run folder: %w", err)
 		}
@@ -465,8 +471,8 @@ func (b *Bench) bringUp(ctx context.Context, d *device) error {
 	}
 	di := d.info()
 	b.logf("%s: ready as %s after %v", d.name, di.ID, di.BootToReady.Round(time.Millisecond))
-	if err := b.broker.bind(ctx, d.mqtt.Username, di.ID); err != nil {
-		return fmt.Errorf("%s: broker account %q for device ID %s: %w", d.name, d.mqtt.Username, di.ID, err)
+	if err := b.bindAccount(ctx, d, di.ID); err != nil {
+		return err
 	}
 	key, err := d.provision(ctx, b, b.opts.CommandTimeout)
 	if err != nil {
@@ -481,6 +487,23 @@ func (b *Bench) bringUp(ctx context.Context, d *device) error {
 		return b.explain(d, fmt.Errorf("%s (%s): the broker saw no connection from it: %w", d.name, di.ID, err))
 	}
 	b.logf("%s: connected to the broker as %q", d.name, d.mqtt.Username)
+	return nil
+}
+
+// bindAccount binds the device's broker account to the ID the device reports, and says so
+// when that moves the account or shares the ID with another device: the bench passes such
+// identity trouble on to the checks rather than refusing the device.
+func (b *Bench) bindAccount(ctx context.Context, d *device, id string) error {
+	res, err := b.broker.bind(ctx, d.mqtt.Username, id)
+	if err != nil {
+		return fmt.Errorf("%s: broker account %q for device ID %s: %w", d.name, d.mqtt.Username, id, err)
+	}
+	if res.Previous != "" {
+		b.logf("%s: warning: its broker account was bound to client ID %s; now to %s, the ID it reports", d.name, res.Previous, id)
+	}
+	if len(res.SharedWith) > 0 {
+		b.logf("%s: warning: reports ID %s, as the devices of account(s) %s do: they share that ID's topics", d.name, id, strings.Join(res.SharedWith, ", "))
+	}
 	return nil
 }
 

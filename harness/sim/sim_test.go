@@ -675,6 +675,17 @@ func TestStaleAfterKill(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CleanupStale: %v", err)
 	}
+	// The next bench also removes the dead bench's run folder.
+	if _, err := os.Stat(got.Dir); err != nil {
+		t.Fatalf("run folder of the killed bench: %v", err)
+	}
+	dirs, err := cleanupStaleRunDirs()
+	if err != nil {
+		t.Errorf("cleanupStaleRunDirs: %v", err)
+	}
+	if _, err := os.Stat(got.Dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("run folder %s of the killed bench left (removed %v)", got.Dir, dirs)
+	}
 	have := namespaceSet(t)
 	for _, ns := range got.NS {
 		if have[ns] {
@@ -822,4 +833,35 @@ func TestBenchExternal(t *testing.T) {
 		t.Errorf("the external broker stopped with the bench")
 	default:
 	}
+}
+
+// TestIdentityTrouble: devices that report the same ID, or whose ID changes, still come up:
+// judging their identity is the checks' business, not the bench's.
+func TestIdentityTrouble(t *testing.T) {
+	loopback := os.Geteuid() != 0
+	t.Run("shared ID", func(t *testing.T) {
+		b := startBench(t, Options{Devices: 2, Flaws: []string{"shared-id"}, Loopback: loopback})
+		d := b.Devices()
+		if d[0].ID != d[1].ID {
+			t.Fatalf("IDs %s and %s, want the same", d[0].ID, d[1].ID)
+		}
+	})
+	t.Run("ID changes on reboot", func(t *testing.T) {
+		b := startBench(t, Options{Devices: 1, Flaws: []string{"id-changes-on-reboot"}, Loopback: loopback})
+		first := b.Devices()[0]
+		if got := consoleCommand(t, first.SerialPath, "reboot"); !strings.HasPrefix(got, "OK") {
+			t.Fatalf("reboot: %q", got)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := b.WaitBoot(ctx, "dev1", 2); err != nil {
+			t.Fatal(err)
+		}
+		now := b.Devices()[0]
+		if now.ID == first.ID {
+			t.Fatalf("ID %s did not change", now.ID)
+		}
+		// The device's account follows its new ID: it comes back online under it.
+		waitAllOnline(t, b)
+	})
 }

@@ -7,7 +7,7 @@
 // boot, and answers a few console commands (provision, pubkey, ping, reboot, crash).
 //
 // Flaws: debug-on, plaintext-mqtt, wrong-mqtt-password, no-mqtt, exit-after-ready,
-// never-ready, no-prompt. Any other flaw: exit 2 with a message on stderr, as the real device.
+// never-ready, no-prompt, shared-id, id-changes-on-reboot. Any other flaw: exit 2 with a message on stderr, as the real device.
 package main
 
 import (
@@ -53,6 +53,7 @@ func (f *flawList) Set(v string) error { *f = append(*f, v); return nil }
 var known = map[string]bool{
 	"debug-on": true, "plaintext-mqtt": true, "wrong-mqtt-password": true, "no-mqtt": true,
 	"exit-after-ready": true, "never-ready": true, "no-prompt": true,
+	"shared-id": true, "id-changes-on-reboot": true,
 }
 
 func main() {
@@ -96,15 +97,22 @@ func main() {
 		fmt.Fprintln(os.Stderr, "fakedev: factory.json:", err)
 		os.Exit(2)
 	}
-	sum := sha256.Sum256([]byte(f.Seed))
-	id := "rd-" + hex.EncodeToString(sum[:8])
-	_ = os.WriteFile(filepath.Join(*hw, "label.txt"), []byte("Model: "+f.ModelLabel+"\nS/N: "+id+"\n"), 0o644)
 	boot := 1
 	if b, err := os.ReadFile(filepath.Join(*data, "boots")); err == nil {
 		boot, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 		boot++
 	}
 	_ = os.WriteFile(filepath.Join(*data, "boots"), []byte(strconv.Itoa(boot)), 0o600)
+	idSource := f.Seed
+	switch {
+	case has["shared-id"]:
+		idSource = "the same in every unit"
+	case has["id-changes-on-reboot"]:
+		idSource += strconv.Itoa(boot)
+	}
+	sum := sha256.Sum256([]byte(idSource))
+	id := "rd-" + hex.EncodeToString(sum[:8])
+	_ = os.WriteFile(filepath.Join(*hw, "label.txt"), []byte("Model: "+f.ModelLabel+"\nS/N: "+id+"\n"), 0o644)
 
 	fmt.Fprintf(console, "fakedev boot %d\r\nid %s\r\n", boot, id)
 
