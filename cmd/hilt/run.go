@@ -9,10 +9,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hilt-project/hilt/harness/runner"
+	"github.com/hilt-project/hilt/harness/sim"
 )
 
 func newRunCmd() *cobra.Command {
 	var o runner.Options
+	var bench simFlags
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the baseline against a device profile, or against simulated devices",
@@ -27,6 +29,9 @@ errored; 2 any error, bad input, no check selected, or an interrupted run.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			o.Stdout, o.Version = cmd.OutOrStdout(), version
+			bench.devices, bench.flaws, bench.bootTimeoutSec = o.Devices, o.Flaws, int(sim.DefaultBootTimeout.Seconds())
+			// Bad flags still end in a report that says what was wrong.
+			o.Bench, o.Invalid = bench.options(cmd.ErrOrStderr())
 			_, code := runner.Run(ctx, o)
 			if code != 0 {
 				return exitError{code}
@@ -37,7 +42,7 @@ errored; 2 any error, bad input, no check selected, or an interrupted run.`,
 	f := cmd.Flags()
 	f.StringVar(&o.Device, "device", "", "device profile (YAML); default: simulated devices")
 	f.IntVar(&o.Devices, "devices", 2, "number of simulated devices when no --device is given")
-	f.StringVar(&o.Broker, "broker", "", "external MQTT broker URL for simulated devices (default: embedded broker)")
+	bench.addBrokerFlags(f)
 	f.StringArrayVar(&o.Flaws, "flaw", nil, "start hilt-started devices with this flaw (repeatable; see hilt sim --list-flaws)")
 	f.StringVar(&o.Out, "out", "out", "folder for reports and evidence")
 	f.StringVar(&o.LabelFilter, "label-filter", "", "run only checks whose labels match (e.g. 'cap:SU && !SU-09'; see docs/LABELS.md)")

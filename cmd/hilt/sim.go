@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/hilt-project/hilt/fixtures/refdev"
 	"github.com/hilt-project/hilt/harness/broker"
@@ -82,17 +83,23 @@ device that exited on its own.`,
 	fl := cmd.Flags()
 	fl.IntVar(&f.devices, "devices", sim.DefaultDevices, "number of simulated devices (1..64)")
 	fl.StringArrayVar(&f.flaws, "flaw", nil, "start every device with this flaw (repeatable; see --list-flaws)")
-	fl.StringVar(&f.brokerURL, "broker", "", "external MQTT broker URL (mqtts://user:pass@host:port); default: the embedded broker")
-	fl.StringVar(&f.brokerCA, "broker-ca", "", "CA certificate (PEM) of the external broker")
-	fl.StringArrayVar(&f.brokerDevices, "broker-device", nil, "device account on the external broker, user:pass (once for all, or once per device)")
-	fl.BoolVar(&f.mosquitto, "mosquitto", false, "start a private Mosquitto instead of the embedded broker")
+	f.addBrokerFlags(fl)
 	fl.StringVar(&f.dir, "dir", "", "run folder (empty or new; kept); default: a temporary folder removed at exit")
 	fl.BoolVar(&f.keep, "keep", false, "keep the temporary run folder at exit")
-	fl.BoolVar(&f.loopback, "loopback", false, "use loopback addresses even where network namespaces can be made")
 	fl.IntVar(&f.bootTimeoutSec, "boot-timeout", int(sim.DefaultBootTimeout.Seconds()), "seconds each device may take to boot")
 	fl.BoolVar(&f.listFlaws, "list-flaws", false, "list the reference device's flaws and exit")
 	fl.BoolVar(&f.json, "json", false, "with --list-flaws: print JSON")
 	return cmd
+}
+
+// addBrokerFlags registers the flags that choose the broker and the network of simulated
+// devices; hilt run takes them too.
+func (f *simFlags) addBrokerFlags(fl *pflag.FlagSet) {
+	fl.StringVar(&f.brokerURL, "broker", "", "external MQTT broker URL (mqtts://user:pass@host:port); default: the embedded broker")
+	fl.StringVar(&f.brokerCA, "broker-ca", "", "CA certificate (PEM) of the external broker")
+	fl.StringArrayVar(&f.brokerDevices, "broker-device", nil, "device account on the external broker, user:pass (once for all, or once per device)")
+	fl.BoolVar(&f.mosquitto, "mosquitto", false, "start a private Mosquitto instead of the embedded broker")
+	fl.BoolVar(&f.loopback, "loopback", false, "use loopback addresses even where network namespaces can be made")
 }
 
 // options checks the flags and turns them into bench options.

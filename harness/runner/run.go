@@ -29,8 +29,10 @@ type Options struct {
 	// Device is a profile path; empty runs against the simulated bench.
 	Device string
 	// Devices is the number of simulated units when Device is empty (default 2).
-	Devices     int
-	Broker      string
+	Devices int
+	// Bench holds the broker and network choices for simulated units; Devices, Flaws,
+	// Dir, Exe and Log are filled in by Run.
+	Bench       sim.Options
 	Flaws       []string
 	Out         string
 	LabelFilter string
@@ -39,6 +41,9 @@ type Options struct {
 	Exe             string
 	Stdout          io.Writer
 	Version, Commit string
+	// Invalid, when set, is what was wrong with the command line: the run writes a
+	// report saying so and exits 2.
+	Invalid error
 }
 
 // ErrBadInput is wrapped by errors in what the user asked for (exit code 2).
@@ -88,6 +93,9 @@ func Run(ctx context.Context, o Options) (*reports.Run, int) {
 }
 
 func runAll(ctx context.Context, o Options, run *reports.Run, secrets *[]string) error {
+	if o.Invalid != nil {
+		return fmt.Errorf("%w: %w", ErrBadInput, o.Invalid)
+	}
 	selected, err := selectChecks(o.LabelFilter)
 	if err != nil {
 		return err
@@ -159,7 +167,9 @@ func units(ctx context.Context, o Options) (*profile.Profile, func(), error) {
 	}
 	fmt.Fprintf(o.Stdout, "starting %d simulated unit(s)%s\n", n, flawNote(o.Flaws))
 	t0 := time.Now()
-	b, err := sim.Start(ctx, sim.Options{Devices: n, Flaws: o.Flaws, BrokerURL: o.Broker, Dir: dir, Exe: o.Exe, Log: prefixWriter(o.Stdout, "  bench: ")})
+	bo := o.Bench
+	bo.Devices, bo.Flaws, bo.Dir, bo.Exe, bo.Log = n, o.Flaws, dir, o.Exe, prefixWriter(o.Stdout, "  bench: ")
+	b, err := sim.Start(ctx, bo)
 	stop := func() {
 		if b != nil {
 			b.Close()
