@@ -155,7 +155,7 @@ func AnalyzeFile(ctx context.Context, path string, opts AnalyzeOptions) (Analysi
 // secret automaton's state (no window of bytes), the few bytes that classify it (the
 // whole CONNECT for MQTT, at most 64 KiB), and at most 256 KiB of out-of-order segments.
 // A malformed file gives ErrNotCapture or ErrCorruptCapture, with the analysis of what
-// preceded the fault.
+// preceded the fault. IP fragments are not reassembled (their payload is not searched).
 func Analyze(ctx context.Context, r io.Reader, opts AnalyzeOptions) (Analysis, error) {
 	an := &analyzer{flows: map[flowID]*flowState{}, parsers: map[gopacket.LayerType]*gopacket.DecodingLayerParser{}}
 	if opts.Host != "" {

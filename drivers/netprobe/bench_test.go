@@ -118,11 +118,14 @@ func TestAnalyzeBoundedMemory(t *testing.T) {
 		t.Skip("a million packets: skipped in -short mode")
 	}
 	const (
-		packets = 1000000
 		flows   = 500
 		payload = 1000
 		maxHeap = 160 << 20
 	)
+	packets := 1000000
+	if raceEnabled {
+		packets = 100000
+	}
 	pr, pw := io.Pipe()
 	var peak uint64
 	go func() {
@@ -139,7 +142,7 @@ func TestAnalyzeBoundedMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Packets != packets || len(a.Flows) != flows {
+	if a.Packets != int64(packets) || len(a.Flows) != flows {
 		t.Fatalf("got %d packets in %d flows, want %d in %d", a.Packets, len(a.Flows), packets, flows)
 	}
 	var streamed int64

@@ -106,8 +106,8 @@ func ScanTCP(ctx context.Context, addr string, opts ...ScanOption) ([]int, error
 
 // ScanAttributed scans addr, the device, and control, an address with no device behind
 // it on the same host stack (another 127.x address, the harness's side of the device's
-// link), at the same time. A port open on both is Unverifiable: a listener of the host
-// answers on it.
+// link), at the same time (so with twice the file descriptors of one scan). A port open
+// on both is Unverifiable: a listener of the host answers on it.
 func ScanAttributed(ctx context.Context, addr, control string, opts ...ScanOption) (ScanResult, error) {
 	cfg, err := newScanConfig(opts)
 	if err != nil {

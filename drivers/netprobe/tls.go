@@ -34,7 +34,9 @@ type TLSInfo struct {
 }
 
 // InspectTLS connects to addr (host:port) and performs a TLS handshake with cfg (nil: a
-// configuration that accepts any certificate, to see what the server offers). A failed
+// configuration that accepts any certificate and TLS 1.0 and up, to see what the server
+// offers; cipher suites are Go's defaults, so a server that offers only suites Go
+// refuses, such as RSA key exchange, fails the handshake). A failed
 // handshake is a result (Handshake false, Error set); only failing to connect at all is
 // an error. The connection is closed before InspectTLS returns.
 func InspectTLS(ctx context.Context, addr string, cfg *tls.Config) (TLSInfo, error) {
@@ -44,7 +46,7 @@ func InspectTLS(ctx context.Context, addr string, cfg *tls.Config) (TLSInfo, err
 		return info, fmt.Errorf("netprobe: tls %s: %w: %w", addr, ErrBadAddress, err)
 	}
 	if cfg == nil {
-		cfg = &tls.Config{InsecureSkipVerify: true}
+		cfg = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS10}
 	} else {
 		cfg = cfg.Clone()
 	}

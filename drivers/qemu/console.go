@@ -42,7 +42,7 @@ func openConsole(vm, path string, transcript io.Writer) (*console, error) {
 	if err != nil {
 		return nil, fmt.Errorf("qemu %s: open console %s: %w", vm, path, err)
 	}
-	if err := makeRaw(f); err != nil {
+	if err := MakeRaw(f); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("qemu %s: console %s: raw mode: %w", vm, path, err)
 	}

@@ -400,7 +400,7 @@ func (o *Options) commandLine(accel, qmpSock string) []string {
 		appendLine += " " + a
 	}
 	args := []string{
-		"-name", o.Name,
+		"-name", "guest=" + escapeOpt(o.Name),
 		"-machine", "q35", "-accel", accel, "-cpu", cpu, "-smp", "1", "-m", fmt.Sprint(mem),
 		"-nodefaults", "-no-user-config", "-display", "none",
 		"-kernel", o.Kernel, "-initrd", o.Initramfs, "-append", appendLine,

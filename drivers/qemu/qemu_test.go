@@ -32,7 +32,7 @@ func TestCommandLine(t *testing.T) {
 			opts:  Options{Name: "dev0", Kernel: "/k", Initramfs: "/i", Append: "hilt.ip=10.0.0.2/30", Disks: []string{"/d/a.img", "/d/b,c.img"}, Tap: "hq0", MAC: "52:54:00:00:00:01"},
 			accel: "tcg",
 			want: [][]string{
-				{"-machine", "q35", "-accel", "tcg", "-cpu", "max"},
+				{"-name", "guest=dev0", "-machine", "q35", "-accel", "tcg", "-cpu", "max"},
 				{"-m", "256"},
 				{"-kernel", "/k", "-initrd", "/i", "-append", "console=ttyS0,115200 hilt.ip=10.0.0.2/30"},
 				{"-serial", "pty"},

@@ -6,12 +6,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// makeRaw puts the tty f in raw mode, as cfmakeraw(3) does: no echo, no line editing, no
-// CR/LF translation. QEMU sets its pty raw already; this guards against a pty that is not.
+// MakeRaw puts the tty f in raw mode, as cfmakeraw(3) does: no echo, no line editing, no
+// CR/LF translation, as a serial console wants it. QEMU sets its pty raw already; the
+// console guards against one that is not, and a program relaying the console (harness/emu)
+// sets its own pty so.
 //
 // It goes through SyscallConn, not Fd, which would switch the file to blocking mode and so
 // keep Close from ending a pending Read.
-func makeRaw(f *os.File) error {
+func MakeRaw(f *os.File) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err

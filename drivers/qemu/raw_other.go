@@ -4,5 +4,5 @@ package qemu
 
 import "os"
 
-// makeRaw leaves the tty as QEMU set it (raw) where termios ioctls differ.
-func makeRaw(*os.File) error { return nil }
+// MakeRaw leaves the tty as it is where termios ioctls differ (QEMU sets its pty raw).
+func MakeRaw(*os.File) error { return nil }

@@ -3,6 +3,7 @@ package serial
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"sync"
 )
 
@@ -133,7 +134,7 @@ func (t *transcript) expect(ctx context.Context, name string, m Matcher) (Match,
 				fe.Last = t.last()
 				return Match{}, fe
 			}
-			return Match{}, err
+			return Match{}, fmt.Errorf("serial %s: %w", name, err)
 		}
 		if ok {
 			t.consume(int64(got.End))

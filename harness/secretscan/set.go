@@ -72,8 +72,13 @@ func (s *Set) build() {
 	}
 	nc := s.nclass
 
-	// Trie. goto_[state*nc+class] = next state, or -1.
-	goto_ := make([]int32, nc)
+	// Trie. goto_[state*nc+class] = next state, or -1. There are at most as many states
+	// as pattern bytes, plus the root.
+	maxStates := 1
+	for _, p := range s.patterns {
+		maxStates += len(p.bytes)
+	}
+	goto_ := make([]int32, nc, maxStates*nc)
 	for i := range goto_ {
 		goto_[i] = -1
 	}
@@ -125,14 +130,15 @@ func (s *Set) build() {
 		}
 	}
 
-	s.delta = make([]int32, len(goto_))
+	// The full table becomes the DFA in place: row offsets, negated for states with output.
 	for i, nx := range goto_ {
 		v := nx * int32(nc)
 		if len(outs[nx]) > 0 {
 			v = -v
 		}
-		s.delta[i] = v
+		goto_[i] = v
 	}
+	s.delta = goto_
 	s.outIdx = make([]int32, nstates+1)
 	for st := range nstates {
 		s.outIdx[st] = int32(len(s.outs))

@@ -162,7 +162,7 @@ func (f *Fake) Expect(ctx context.Context, m serial.Matcher) (serial.Match, erro
 			return serial.Match{}, fe
 		}
 		if err != nil {
-			return serial.Match{}, err
+			return serial.Match{}, fmt.Errorf("serial %s: %w", f.name, err)
 		}
 		if ok {
 			f.consume(int64(got.End))

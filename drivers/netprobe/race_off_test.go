@@ -1,0 +1,5 @@
+//go:build !race
+
+package netprobe_test
+
+const raceEnabled = false
