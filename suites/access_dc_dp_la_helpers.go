@@ -118,6 +118,7 @@ func (e *Env) keepIfaces(ctx SpecContext, c *C) map[string]bool {
 	return orig
 }
 
+// restoreIfaces sets every interface back to want.
 func (e *Env) restoreIfaces(ctx context.Context, want map[string]bool) error {
 	have, err := e.ifacesOver(ctx, wire.IfaceConsole)
 	if err != nil {
@@ -148,7 +149,9 @@ func (e *Env) restoreIfaces(ctx context.Context, want map[string]bool) error {
 		return err
 	}
 	if want[wire.IfaceMQTT] && !have[wire.IfaceMQTT] && e.S.MQ != nil {
-		return e.S.AwaitOnline(ctx, mq)
+		bctx, cancel := context.WithTimeout(ctx, e.S.Profile.Timeouts.Boot.Duration)
+		defer cancel()
+		return e.S.AwaitOnline(bctx, mq)
 	}
 	return nil
 }
@@ -213,16 +216,19 @@ func (f findings) failIfAny(c *C, what string) {
 
 // pollUntil calls probe every interval until it returns true or d has passed; it
 // returns whether probe returned true and the time it took. For device states the
-// protocol announces with no event (a port closing, a lock expiring).
+// protocol announces with no event (a port closing, a lock expiring). probe gets ctx
+// itself, not a context cut at d: a probe under way when d passes finishes (within its
+// own bounds) rather than reading the poll's end as the device's answer.
 func pollUntil(ctx context.Context, d, interval time.Duration, probe func(ctx context.Context) bool) (bool, time.Duration) {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		if probe(ctx) {
 			return true, time.Since(start)
+		}
+		if time.Since(start) >= d {
+			return false, time.Since(start)
 		}
 		select {
 		case <-ctx.Done():

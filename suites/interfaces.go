@@ -318,8 +318,10 @@ func (e *Env) port(d profile.Interface) int {
 func (e *Env) dialDebug(ctx SpecContext, c *C) agent.Transport {
 	var t agent.Transport
 	ok, _ := pollUntil(ctx, probeWait, 100*time.Millisecond, func(ctx context.Context) bool {
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
 		var err error
-		t, err = e.S.Via(ctx, wire.IfaceDebug)
+		t, err = e.S.Via(dctx, wire.IfaceDebug)
 		return err == nil
 	})
 	if !ok {
@@ -332,12 +334,14 @@ func (e *Env) dialDebug(ctx SpecContext, c *C) agent.Transport {
 // reachable answers whether the interface's port accepts a connection and answers a ping.
 func (e *Env) reachable(ctx context.Context, d profile.Interface) bool {
 	addr := agent.HostPort(e.S.Inst.Address, e.port(d))
-	if ok, err := tcpOpen(ctx, addr); err != nil || !ok {
+	if open, _, err := portState(ctx, addr); err != nil || !open {
 		return false
 	}
 	var t agent.Transport = e.S.Mgmt
 	if d.Name == wire.IfaceDebug {
-		dt, err := agent.DialDebug(ctx, e.S.Name, addr)
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		dt, err := agent.DialDebug(dctx, e.S.Name, addr)
 		if err != nil {
 			return false
 		}
@@ -351,8 +355,8 @@ func (e *Env) reachable(ctx context.Context, d profile.Interface) bool {
 
 // closed answers whether the interface's port refuses connections.
 func (e *Env) closed(ctx context.Context, d profile.Interface) bool {
-	ok, err := tcpOpen(ctx, agent.HostPort(e.S.Inst.Address, e.port(d)))
-	return err == nil && !ok
+	_, closed, err := portState(ctx, agent.HostPort(e.S.Inst.Address, e.port(d)))
+	return err == nil && closed
 }
 
 // toggleTCP enables, disables and enables again a network interface over the console,
@@ -431,8 +435,10 @@ func (e *Env) toggleMQTT(ctx SpecContext, c *C, f *findings) {
 	}
 	mark := rec.Mark()
 	c.Must(e.setIface(ctx, wire.IfaceConsole, wire.IfaceMQTT, true), "switch mqtt on again on the console")
-	if err := e.S.AwaitOnline(ctx, mark); err != nil {
-		f.add("mqtt: the device did not come back online after MQTT was enabled again: %v", err)
+	bctx, cancel := context.WithTimeout(ctx, e.S.Profile.Timeouts.Boot.Duration)
+	defer cancel()
+	if err := e.S.AwaitOnline(bctx, mark); err != nil {
+		f.add("mqtt: the device did not come back online within %s after MQTT was enabled again: %v", e.S.Profile.Timeouts.Boot.Duration, err)
 		return
 	}
 	if err := e.do(ctx, e.S.MQTT, nil, "ping", nil, nil); err != nil {

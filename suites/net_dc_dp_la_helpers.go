@@ -230,12 +230,23 @@ func brokerPort(raw string) int {
 	return 8883
 }
 
-// tcpOpen reports whether a TCP connection to addr can be made within a second: false
-// (and no error) when the port refuses it or stays silent.
-func tcpOpen(ctx context.Context, addr string) (bool, error) {
-	cctx, cancel := context.WithTimeout(ctx, time.Second)
+// portState says whether addr accepts a TCP connection (open), refuses it or stays silent
+// for a whole second (closed), or neither (an error: unreachable network, ...). Each
+// attempt gets its own second, cut short only by the end of the check: a probe near the
+// end of a bounded poll must not read a deadline as a closed port.
+func portState(ctx context.Context, addr string) (open, closed bool, err error) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	return netprobe.TCPReachable(cctx, addr)
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	ok, err := netprobe.TCPReachable(dctx, addr)
+	switch {
+	case ctx.Err() != nil:
+		return false, false, ctx.Err()
+	case err != nil:
+		return false, false, err
+	}
+	return ok, !ok, nil
 }
 
 // anyFlow reports whether flows hold a TLS flow of the declared kind for the device at addr.

@@ -169,6 +169,12 @@ func (e *Env) retirement() {
 	})
 
 	e.check("RT-04", func(ctx SpecContext, c *C) {
+		ts := e.S.Transports()
+		var ifaces []string
+		for _, t := range ts {
+			ifaces = append(ifaces, t.Iface())
+		}
+		e.keepAuthCounts(c, ifaces...) // registered first: it runs after the owner is back
 		o := e.trackOwnership(ctx, c)
 		key, value := "hilt-rt04-"+randHex(3), c.Secret("rt04-probe-"+randHex(10))
 		c.Must(e.S.Call(ctx, wire.IfaceConsole, "userdata.set", map[string]any{"key": key, "value": value}, nil), "store user data as the owner")
@@ -187,12 +193,6 @@ func (e *Env) retirement() {
 			}
 		}, NodeTimeout(e.S.Profile.Timeouts.Check.Duration))
 
-		ts := e.S.Transports()
-		var ifaces []string
-		for _, t := range ts {
-			ifaces = append(ifaces, t.Iface())
-		}
-		e.keepAuthCounts(c, ifaces...)
 		attempts := []struct {
 			name string
 			auth *wire.Auth

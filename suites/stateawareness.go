@@ -3,6 +3,7 @@ package suites
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -301,8 +302,8 @@ func (e *Env) saveEvents(c *C, name string, evs []wire.Event) {
 	c.writeEvidence(name, "security events read from the device", b)
 }
 
-// tamperInactiveSlot flips a byte in the middle of every slot file under root that does not
-// hold the running image, and records the original bytes in saved by path. When every slot
+// tamperInactiveSlot tampers with every slot file under root that does not hold the running
+// image (see tampered), and records the original bytes in saved by path. When every slot
 // holds the running image's nonce (identical images), it tampers the slot the device does
 // not run from, by its name, or else the last one.
 func tamperInactiveSlot(root string, slots []string, running wire.Image, saved map[string][]byte) error {
@@ -344,14 +345,35 @@ func tamperInactiveSlot(root string, slots []string, running wire.Image, saved m
 		inactive = []string{p}
 	}
 	for _, p := range inactive {
-		b := bytes.Clone(orig[p])
-		b[len(b)/2] ^= 0xff
+		b := tampered(orig[p])
 		saved[p] = orig[p]
 		if err := os.WriteFile(p, b, 0o600); err != nil {
 			return fmt.Errorf("tamper with %s: %w", p, err)
 		}
 	}
 	return nil
+}
+
+// tampered returns a copy of a stored image with a byte flipped in the middle (the payload)
+// and, when it is in the image format of docs/PROTOCOL.md, one in its signature too: a
+// device that skips one of the two checks (payload hash, signature) is still shown an image
+// that does not verify.
+func tampered(orig []byte) []byte {
+	b := bytes.Clone(orig)
+	b[len(b)/2] ^= 0xff
+	if len(b) < 12 || string(b[:8]) != wire.ImageMagic {
+		return b
+	}
+	sigLen := 12 + int(binary.BigEndian.Uint32(b[8:12]))
+	if sigLen < 12 || sigLen+2 > len(b) {
+		return b
+	}
+	if n := int(binary.BigEndian.Uint16(b[sigLen : sigLen+2])); n > 0 && sigLen+2+n <= len(b) {
+		b[sigLen+2+n/2] ^= 0xff
+	} else {
+		b[12+(sigLen-12)/2] ^= 0xff // unsigned: the manifest
+	}
+	return b
 }
 
 func slotNames(saved map[string][]byte) string {

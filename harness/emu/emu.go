@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -75,9 +76,11 @@ type BrokerFunc func(ctx context.Context, links []Link) ([]BrokerInfo, error)
 
 // Options configures a bench.
 type Options struct {
-	// Names are the units' names; default dev1..devN with N = Instances.
+	// Names are the units' names; default the instance names of Profile, or dev1..devN with
+	// N = Instances.
 	Names []string
-	// Instances is the number of units when Names is empty (default DefaultInstances).
+	// Instances is the number of units when Names is empty (default the number of instances
+	// of Profile, or DefaultInstances).
 	Instances int
 	// Flaws are given to every unit (kernel command line hilt.flaw=, then --flaw NAME).
 	Flaws []string
@@ -194,13 +197,17 @@ func Start(ctx context.Context, opts Options) (b *Bench, err error) {
 		}
 	}
 
-	// The units boot side by side: each QEMU (TCG) keeps one host core busy.
+	// The units boot side by side, as many at a time as there are cores: a booting QEMU
+	// (TCG) keeps one core busy.
 	errs := make([]error, len(b.units))
+	sem := make(chan struct{}, runtime.NumCPU())
 	var wg sync.WaitGroup
 	for i, u := range b.units {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
 			errs[i] = u.bringUp(ctx)
 		}()
 	}
@@ -215,6 +222,11 @@ func Start(ctx context.Context, opts Options) (b *Bench, err error) {
 func (o *Options) fill() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("emu: %w: %s", ErrBadOptions, fmt.Sprintf(format, a...))
+	}
+	if len(o.Names) == 0 && o.Instances == 0 && o.Profile != nil {
+		for _, in := range o.Profile.Instances {
+			o.Names = append(o.Names, in.Name)
+		}
 	}
 	if len(o.Names) == 0 {
 		n := o.Instances
@@ -258,6 +270,13 @@ func (o *Options) fill() error {
 	}
 	if o.Initramfs == "" {
 		o.Initramfs = filepath.Join(cache, "initramfs.cpio.gz")
+	}
+	for _, p := range []*string{&o.Kernel, &o.Initramfs} {
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return bad("%s: %v", *p, err)
+		}
+		*p = abs
 	}
 	if _, err := os.Stat(o.Kernel); err != nil {
 		return fmt.Errorf("emu: %w: %s: run `make qemu-image`", qemu.ErrNoKernel, o.Kernel)
@@ -344,7 +363,18 @@ func (b *Bench) makeLinks(ctx context.Context) error {
 
 // makeProfile is the runtime profile: the static one given, with the running units.
 func (b *Bench) makeProfile() *profile.Profile {
-	p := &profile.Profile{Model: b.opts.ModelLabel, Backend: profile.BackendQEMU}
+	on := true
+	p := &profile.Profile{
+		Model:   b.opts.ModelLabel,
+		Backend: profile.BackendQEMU,
+		Timeouts: profile.Timeouts{
+			Command: profile.Duration{Duration: b.opts.CommandTimeout},
+			Boot:    profile.Duration{Duration: b.opts.BootTimeout},
+			Check:   profile.Duration{Duration: 5 * time.Minute},
+		},
+		Destructive: profile.Destructive{Wipe: &on, VersionBump: &on, PowerCut: &on},
+		Broker:      profile.Broker{TopicPrefix: "hilt"},
+	}
 	if b.opts.Profile != nil {
 		cp := *b.opts.Profile
 		p = &cp

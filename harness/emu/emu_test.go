@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -191,7 +192,7 @@ func TestBench(t *testing.T) {
 		if err := port.Send(actx, line); err != nil {
 			t.Fatal(err)
 		}
-		m, err := port.Expect(actx, serial.Regex(`(?m)^(?:refdev> )*((?:OK|ERR) .*)\r?$`))
+		m, err := port.Expect(actx, serial.Regex(`(?m)^(?:refdev> )*((?:OK|ERR) [^\r\n]*)\r?\n`))
 		if err != nil {
 			t.Fatalf("%s: %v", line, err)
 		}
@@ -201,7 +202,7 @@ func TestBench(t *testing.T) {
 		t.Helper()
 		actx, acancel := context.WithTimeout(ctx, DefaultBootTimeout)
 		defer acancel()
-		if _, err := port.Expect(actx, serial.Regex(`(?m)^refdev ready\r?$`)); err != nil {
+		if _, err := port.Expect(actx, serial.Regex(`(?m)^refdev ready\r?\n`)); err != nil {
 			t.Fatalf("the harness's console saw no ready line: %v", err)
 		}
 	}
@@ -301,5 +302,34 @@ func TestStartBadOptions(t *testing.T) {
 				t.Errorf("Start: got %v, %v; want nil and %v", b, err, tc.want)
 			}
 		})
+	}
+}
+
+// The static profile loads, and its units are what the bench starts.
+func TestStaticProfile(t *testing.T) {
+	p, err := profile.Load(filepath.Join("..", "..", "fixtures", "devices", "qemu.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Backend != profile.BackendQEMU || len(p.Instances) != 2 || p.QEMU == nil {
+		t.Fatalf("qemu.yaml: backend %q, %d instances, qemu %v; want qemu, 2, set", p.Backend, len(p.Instances), p.QEMU)
+	}
+	for _, kind := range []string{"wipe", "version_bump", "power_cut"} {
+		if !p.Allowed(kind) {
+			t.Errorf("destructive %s is off, want on", kind)
+		}
+	}
+	if got, want := p.Resolve(p.QEMU.Kernel), filepath.Join("..", "..", ".cache", "qemu", "vmlinuz"); got != want {
+		t.Errorf("kernel resolves to %s, want %s", got, want)
+	}
+	o := Options{Profile: p, Kernel: p.Path, Initramfs: p.Path}
+	if err := o.fill(); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"dev1", "dev2"}; !slices.Equal(o.Names, want) {
+		t.Errorf("units: got %v, want %v from the profile", o.Names, want)
+	}
+	if o.MemoryMB != 256 {
+		t.Errorf("memory: got %d MB, want the profile's 256", o.MemoryMB)
 	}
 }

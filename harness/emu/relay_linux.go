@@ -8,8 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
+
+	"github.com/hilt-project/hilt/drivers/qemu"
 )
 
 // Relay timings.
@@ -35,32 +36,21 @@ type relay struct {
 	master *os.File
 	path   string // the end the harness opens, /dev/pts/N
 
-	mu   sync.Mutex
-	sink consoleSink // nil while the unit is off
-	done chan struct{}
-	wg   sync.WaitGroup
+	mu      sync.Mutex
+	sink    consoleSink // nil while the unit is off
+	stalled bool        // the last write timed out: the reader is not reading
+	done    chan struct{}
+	wg      sync.WaitGroup
 }
 
 func newRelay(name string) (*relay, error) {
-	m, s, err := pty.Open()
+	m, s, err := openPTY()
 	if err != nil {
 		return nil, fmt.Errorf("%s: console relay: %w", name, err)
 	}
 	r := &relay{name: name, master: m, path: s.Name(), done: make(chan struct{})}
 	// Raw, as a UART is: no echo, no line editing, no CR/LF translation.
-	err = control(s, func(fd int) error {
-		t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-		if err != nil {
-			return err
-		}
-		t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-		t.Oflag &^= unix.OPOST
-		t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-		t.Cflag &^= unix.CSIZE | unix.PARENB
-		t.Cflag |= unix.CS8
-		t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0
-		return unix.IoctlSetTermios(fd, unix.TCSETS, t)
-	})
+	err = qemu.MakeRaw(s)
 	// Closing our end of the slave leaves the pty unattached until the harness opens it.
 	s.Close()
 	if err != nil {
@@ -70,6 +60,32 @@ func newRelay(name string) (*relay, error) {
 	r.wg.Add(1)
 	go r.input()
 	return r, nil
+}
+
+// openPTY opens a new pty pair. Unlike creack/pty's Open, it keeps the master in
+// non-blocking mode, so that closing it ends a pending Read.
+func openPTY() (master, slave *os.File, err error) {
+	master, err = os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	var n int
+	err = control(master, func(fd int) error {
+		if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+			return fmt.Errorf("unlock pty: %w", err)
+		}
+		var err error
+		n, err = unix.IoctlGetInt(fd, unix.TIOCGPTN)
+		return err
+	})
+	if err == nil {
+		slave, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	}
+	if err != nil {
+		master.Close()
+		return nil, nil, err
+	}
+	return master, slave, nil
 }
 
 // control runs fn on f's descriptor without switching it to blocking mode (as Fd would).
@@ -107,13 +123,23 @@ func (r *relay) attached() bool {
 }
 
 // Write passes guest output on. It never fails and never blocks for long: output nobody
-// reads is dropped.
+// reads is dropped. Once a reader has stalled a write for relayStall, later writes wait for
+// it no more until one goes through whole.
 func (r *relay) Write(p []byte) (int, error) {
 	if !r.attached() {
 		return len(p), nil
 	}
-	_ = r.master.SetWriteDeadline(time.Now().Add(relayStall))
-	_, _ = r.master.Write(p)
+	r.mu.Lock()
+	wait := relayStall
+	if r.stalled {
+		wait = time.Millisecond
+	}
+	r.mu.Unlock()
+	_ = r.master.SetWriteDeadline(time.Now().Add(wait))
+	n, _ := r.master.Write(p)
+	r.mu.Lock()
+	r.stalled = n < len(p)
+	r.mu.Unlock()
 	return len(p), nil
 }
 
