@@ -225,3 +225,17 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(ls, "\n")
 }
+
+// TestMosquittoRun runs the compliant baseline with the devices and the harness on a real
+// Mosquitto broker (its own TLS, password and ACL configuration on a free port).
+func TestMosquittoRun(t *testing.T) {
+	requireRoot(t)
+	requireCI(t, "mosquitto")
+	r := hilt(t, "run", "--mosquitto")
+	if r.code != 0 {
+		t.Fatalf("compliant run on Mosquitto: exit %d, want 0\n%s\n%s", r.code, r.describe(), lastLines(r.out, 30))
+	}
+	if !strings.Contains(r.broker, "mosquitto") {
+		t.Errorf("compliance.json run.broker = %q, want it to name mosquitto", r.broker)
+	}
+}

@@ -51,6 +51,9 @@ type Session struct {
 	MQTT    *agent.MQTT
 
 	log io.Writer
+	// mqID is the ID the unit is addressed by on MQTT now; tag tells this session's
+	// correlation IDs apart.
+	mqID, tag string
 }
 
 // Option configures Open.
@@ -180,7 +183,8 @@ func (s *Session) dialMQTT(ctx context.Context) error {
 	if err := c.Subscribe(ctx, agent.Topic(b.TopicPrefix, s.ID, "#"), 1); err != nil {
 		return fmt.Errorf("%s: subscribe %s: %w", s.Name, agent.Topic(b.TopicPrefix, s.ID, "#"), err)
 	}
-	s.MQTT = agent.NewMQTT(s.Name, c, b.TopicPrefix, s.ID, hex.EncodeToString(tag[:]))
+	s.mqID, s.tag = s.ID, hex.EncodeToString(tag[:])
+	s.MQTT = agent.NewMQTT(s.Name, c, b.TopicPrefix, s.mqID, s.tag)
 	return nil
 }
 
@@ -334,6 +338,9 @@ func (s *Session) AwaitBoot(ctx context.Context, mark serial.Mark, mqMark int64)
 	if s.MQ == nil {
 		return nil
 	}
+	if err := s.follow(bctx); err != nil {
+		return err
+	}
 	var st Config
 	if err := s.Call(bctx, wire.IfaceConsole, "iface.list", nil, &st); err != nil {
 		if agent.Code(err) == wire.CodeAuth {
@@ -347,9 +354,30 @@ func (s *Session) AwaitBoot(ctx context.Context, mark serial.Mark, mqMark int64)
 	return s.AwaitOnline(bctx, mqMark)
 }
 
+// follow reads the unit's ID after a boot. A unit whose ID changed (a defect DI-03
+// reports) is followed on MQTT under its new ID, so that one defect does not turn every
+// later MQTT exchange into a timeout.
+func (s *Session) follow(ctx context.Context) error {
+	var r struct{ ID string }
+	if err := agent.Call(ctx, s.Console, nil, "id", nil, &r); err != nil {
+		return fmt.Errorf("%s: read the ID after boot: %w", s.Name, err)
+	}
+	if r.ID == "" || r.ID == s.mqID {
+		return nil
+	}
+	fmt.Fprintf(s.log, "%s: the unit's ID changed at boot from %s to %s; following it on MQTT\n", s.Name, s.mqID, r.ID)
+	topic := agent.Topic(s.Profile.Broker.TopicPrefix, r.ID, "#")
+	if err := s.MQ.Subscribe(ctx, topic, 1); err != nil {
+		return fmt.Errorf("%s: subscribe %s: %w", s.Name, topic, err)
+	}
+	s.mqID = r.ID
+	s.MQTT = agent.NewMQTT(s.Name, s.MQ, s.Profile.Broker.TopicPrefix, r.ID, s.tag)
+	return nil
+}
+
 // AwaitOnline waits for the unit's online status on MQTT after mark.
 func (s *Session) AwaitOnline(ctx context.Context, mark int64) error {
-	topic := agent.Topic(s.Profile.Broker.TopicPrefix, s.ID, "status")
+	topic := agent.Topic(s.Profile.Broker.TopicPrefix, s.mqID, "status")
 	_, err := s.MQ.Recorder().WaitFor(ctx, mark, func(m mqtt.Message) bool {
 		var st wire.Status
 		return m.Topic == topic && json.Unmarshal(m.Payload, &st) == nil && st.Online
@@ -358,6 +386,11 @@ func (s *Session) AwaitOnline(ctx context.Context, mark int64) error {
 		return fmt.Errorf("%s: waiting for online status on %s: %w", s.Name, topic, err)
 	}
 	return nil
+}
+
+// MQTTTopic returns <prefix>/<id>/<leaf> for the ID the unit uses on MQTT now.
+func (s *Session) MQTTTopic(leaf string) string {
+	return agent.Topic(s.Profile.Broker.TopicPrefix, s.mqID, leaf)
 }
 
 // Close releases every connection of the session.
