@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 PKGS      := ./...
 
-.PHONY: all build run test unit e2e vet fmt-check deps contract fuzz fuzz-long flake bench clean
+.PHONY: all build run test unit e2e vet fmt-check deps contract fuzz fuzz-long flake matrix bench clean
 
 all: build
 
@@ -16,9 +16,10 @@ build:
 run: build
 	$(BIN) run --out out
 
-## test: every test; installs the system packages it needs where they are missing
+## test: every test, then a short fuzz pass; installs the system packages it needs where missing
 test: deps vet fmt-check
 	$(GO) test -count=1 -timeout 14m $(PKGS)
+	$(MAKE) fuzz FUZZTIME=5s
 
 deps:
 	scripts/deps.sh test
@@ -34,11 +35,21 @@ fmt-check:
 contract: build
 	../shared/tools/contract-check --all
 
-## fuzz-long: longer fuzzing of every fuzz target (FUZZTIME per target, default 2m)
-FUZZTIME ?= 2m
+## fuzz: every fuzz target for FUZZTIME each (make test runs it for 5s; fuzz-long for 2m)
+FUZZ_TARGETS := ./harness/profile:FuzzParse ./harness/agent:FuzzParseAnswer ./harness/agent:FuzzDecodeResponse \
+	./drivers/netprobe:FuzzAnalyze ./harness/secretscan:FuzzScan
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
+	  $(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME); \
+	done
 fuzz-long:
-	$(GO) test ./drivers/netprobe -run '^$$' -fuzz FuzzAnalyze -fuzztime $(FUZZTIME)
-	$(GO) test ./harness/secretscan -run '^$$' -fuzz . -fuzztime $(FUZZTIME)
+	$(MAKE) fuzz FUZZTIME=2m
+
+## matrix: the detection matrix (every flaw against the simulated devices), written to docs/DETECTION.md
+matrix:
+	HILT_MATRIX_OUT=$(CURDIR)/docs/DETECTION.md $(GO) test ./e2e -run '^TestDetectionMatrix$$' -count=1 -timeout 30m -v
 
 clean:
 	rm -rf bin out

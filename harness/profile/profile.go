@@ -76,6 +76,10 @@ type QEMU struct {
 	Kernel    string `yaml:"kernel,omitempty"`
 	Initramfs string `yaml:"initramfs,omitempty"`
 	MemoryMB  int    `yaml:"memory_mb,omitempty"`
+	// Control is the unix socket of the hilt process that runs the emulated units: the
+	// checks ask it for power cuts and storage scans. hilt run writes it into the runtime
+	// profile; a static profile leaves it empty.
+	Control string `yaml:"control,omitempty"`
 }
 
 // Instance is one unit of the model.
