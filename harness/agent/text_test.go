@@ -70,7 +70,10 @@ type scripted struct {
 	answers []string
 }
 
-func (s *scripted) send(_ context.Context, line string) error { s.sent = append(s.sent, line); return nil }
+func (s *scripted) send(_ context.Context, line string) error {
+	s.sent = append(s.sent, line)
+	return nil
+}
 
 func (s *scripted) answer(context.Context) (bool, string, error) {
 	if len(s.answers) == 0 {

@@ -434,4 +434,3 @@ func (s *Session) CAPool() (*x509.CertPool, error) {
 func (s *Session) TLSMgmt(max uint16) *agent.Mgmt {
 	return agent.NewMgmt(s.Name, s.Mgmt.Addr(), agent.WithPin(s.Key), agent.WithMaxTLS(max))
 }
-
