@@ -237,3 +237,45 @@ func pollUntil(ctx context.Context, d, interval time.Duration, probe func(ctx co
 		}
 	}
 }
+
+// mqttAnswers polls a ping over MQTT until the device answers, for at most the boot
+// timeout: a change of tls_min or mqtt_broker (or an interface switched on) makes the
+// device reconnect to its broker, and a request published while it is away is lost.
+// It returns nil at once when the run has no broker or the device's MQTT is off.
+func (e *Env) mqttAnswers(ctx context.Context) error {
+	if e.S.MQ == nil {
+		return nil
+	}
+	ifs, err := e.ifacesOver(ctx, wire.IfaceConsole)
+	if err != nil {
+		return err
+	}
+	if !ifs[wire.IfaceMQTT] {
+		return nil
+	}
+	var last error
+	ok, took := pollUntil(ctx, e.S.Profile.Timeouts.Boot.Duration, 200*time.Millisecond, func(ctx context.Context) bool {
+		last = doWithin(ctx, time.Second, e.S.MQTT, nil, "ping", nil)
+		return last == nil
+	})
+	if !ok {
+		return fmt.Errorf("no answer to a ping over MQTT for %s: %w", took.Round(time.Millisecond), last)
+	}
+	return nil
+}
+
+// mqttReady ends the check as an error when the device does not answer over MQTT.
+func (e *Env) mqttReady(ctx SpecContext, c *C) {
+	c.Must(e.mqttAnswers(ctx), "wait for the device to answer over MQTT")
+}
+
+// restore snapshots the configuration like C.Restore and, once it is restored at the
+// end of the check, waits until the device answers over MQTT again.
+func (e *Env) restore(ctx SpecContext, c *C) {
+	DeferCleanup(func(ctx SpecContext) {
+		if err := e.mqttAnswers(ctx); err != nil {
+			c.Errorf("after restoring the configuration: %v", err)
+		}
+	}, NodeTimeout(e.S.Profile.Timeouts.Check.Duration))
+	c.Restore(ctx)
+}

@@ -14,7 +14,7 @@ import (
 // configuration holds the DC checks: 8259A Device Configuration.
 func (e *Env) configuration() {
 	e.check("DC-01", func(ctx SpecContext, c *C) {
-		c.Restore(ctx)
+		e.restore(ctx, c)
 		before := e.settings(ctx, c)
 		want := map[string]string{}
 		if _, ok := before["ntp_server"]; ok {
@@ -49,12 +49,13 @@ func (e *Env) configuration() {
 	})
 
 	e.check("DC-02", func(ctx SpecContext, c *C) {
-		c.Restore(ctx)
+		e.restore(ctx, c)
 		const key = "ntp_server"
 		before, ok := e.settings(ctx, c)[key]
 		if !ok {
 			c.Errorf("the device reports no %s setting to attempt changing", key)
 		}
+		e.mqttReady(ctx, c)
 		viewer := e.tempUser(ctx, c, "hiltview", "viewer")
 		seq, err := e.S.LastSeq(ctx)
 		c.Must(err, "read the security log")
@@ -117,7 +118,7 @@ func (e *Env) configuration() {
 			c.Errorf("the profile declares no secure configuration (declarations secure_config) to compare with")
 		}
 		secure := e.S.Decl.SecureConfig
-		c.Restore(ctx)
+		e.restore(ctx, c)
 		have := e.settings(ctx, c)
 		changes := map[string]string{}
 		for k, v := range map[string]string{
@@ -162,10 +163,16 @@ func (e *Env) configuration() {
 	})
 
 	e.check("DC-04", func(ctx SpecContext, c *C) {
-		c.Restore(ctx)
+		e.restore(ctx, c)
 		before := e.settings(ctx, c)
-		// Log the console in as admin, for the raw lines below.
-		c.Must(e.S.Call(ctx, wire.IfaceConsole, "ping", nil, nil), "ping the console")
+		// Every transport must answer before the attack, so that one that does not answer
+		// after it is the device's failure; the console ping also logs it in as admin for
+		// the raw lines below.
+		e.mqttReady(ctx, c)
+		for _, t := range e.S.Transports() {
+			c.Must(e.do(ctx, t, nil, "ping", nil, nil), "ping over "+t.Iface()+" before the invalid inputs")
+		}
+		c.Must(e.S.Call(ctx, wire.IfaceConsole, "ping", nil, nil), "log in on the console as admin")
 		c.Attack()
 		var f findings
 		var sent []string

@@ -124,7 +124,7 @@ func (e *Env) dataProtection() {
 	})
 
 	e.check("DP-04", func(ctx SpecContext, c *C) {
-		c.Restore(ctx)
+		e.restore(ctx, c)
 		c.Must(e.S.Set(ctx, "tls_min", "1.3"), "set tls_min to 1.3")
 		var f findings
 		if v, err := e.mgmtHandshake(ctx, tls.VersionTLS12); err == nil {

@@ -27,6 +27,7 @@ func (e *Env) interfaces() {
 
 	e.check("LA-02", func(ctx SpecContext, c *C) {
 		orig := e.keepIfaces(ctx, c)
+		e.mqttReady(ctx, c)
 		var f findings
 		tested := 0
 		for _, d := range e.declaredIfaces() {
@@ -82,6 +83,7 @@ func (e *Env) interfaces() {
 				c.Must(e.setIface(ctx, wire.IfaceConsole, wire.IfaceDebug, true), "enable the debug service")
 			}
 		}
+		e.mqttReady(ctx, c)
 		transports := e.transportsByName()
 		var f findings
 		var tried []string
@@ -125,7 +127,7 @@ func (e *Env) interfaces() {
 	})
 
 	e.check("LA-04", func(ctx SpecContext, c *C) {
-		c.Restore(ctx)
+		e.restore(ctx, c)
 		// Lockout off for the duration, where it can be switched off; in any case an admin
 		// login after every second failure keeps the unit far from a lockout.
 		if e.S.Decl == nil || e.S.Decl.Lockout.Disableable {
@@ -176,7 +178,7 @@ func (e *Env) interfaces() {
 		if e.S.Decl != nil && (e.S.Decl.Lockout != profile.Lockout{}) {
 			lo = e.S.Decl.Lockout
 		}
-		c.Restore(ctx)
+		e.restore(ctx, c)
 		have := e.settings(ctx, c)
 		var f findings
 		if lo.Threshold > 0 && have["lockout_threshold"] != strconv.Itoa(lo.Threshold) {
@@ -409,6 +411,7 @@ func (e *Env) toggleConsole(ctx SpecContext, c *C, f *findings) {
 
 // toggleMQTT disables MQTT, checks that the device no longer answers there, and enables it.
 func (e *Env) toggleMQTT(ctx SpecContext, c *C, f *findings) {
+	c.Must(e.do(ctx, e.S.MQTT, nil, "ping", nil, nil), "ping over MQTT before disabling it")
 	rec := e.S.MQ.Recorder()
 	off := rec.Mark()
 	c.Must(e.setIface(ctx, wire.IfaceConsole, wire.IfaceMQTT, false), "switch mqtt off on the console")

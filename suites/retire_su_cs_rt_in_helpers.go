@@ -1,7 +1,6 @@
 package suites
 
 import (
-	"encoding/base64"
 	"fmt"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -136,9 +135,6 @@ func (e *Env) factoryIdentity(ctx SpecContext, c *C) (id, pubkey string) {
 	c.Must(e.do(ctx, e.S.Console, nil, "pubkey", nil, &r), "read the identity on the console")
 	return r.ID, r.PubKey
 }
-
-// pinnedKey is the identity key pinned at first contact, as the pubkey command gives it.
-func (e *Env) pinnedKey() string { return base64.StdEncoding.EncodeToString(e.S.Key) }
 
 // ownerSettings are values an owner sets, that differ from any sane factory default.
 var ownerSettings = map[string][]string{

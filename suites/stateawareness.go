@@ -199,7 +199,7 @@ func (e *Env) stateAwareness() {
 		restored := false
 		restore := func(ctx SpecContext) {
 			restored = true
-			e.withStorage(ctx, c, "put the tampered image slot back", func(string) error {
+			e.withStorage(ctx, c, "put the tampered image slot back", true, func(string) error {
 				for p, b := range saved {
 					if err := os.WriteFile(p, b, 0o600); err != nil {
 						return fmt.Errorf("put back %s: %w", p, err)
@@ -214,14 +214,14 @@ func (e *Env) stateAwareness() {
 				restore(ctx)
 			}
 		}, NodeTimeout(e.S.Profile.Timeouts.Check.Duration))
-		e.withStorage(ctx, c, "tamper with the inactive image slot", func(root string) error {
+		e.withStorage(ctx, c, "tamper with the inactive image slot", true, func(root string) error {
 			return tamperInactiveSlot(root, slots, running, saved)
 		})
 		names := slotNames(saved)
 		c.Attack()
 		c.Must(e.S.Reboot(ctx), "reboot the device with a tampered stored image")
 		if st, reasons := e.securityState(ctx, c); st != "degraded" {
-			c.Failf("with a byte flipped in the stored image %s (not the running one, %s), the device reports state %q (%v), not degraded",
+			c.Failf("with the stored image %s tampered with (a byte of its payload and one of its signature flipped; it is not the running one, %s), the device reports state %q (%v), not degraded",
 				names, imageString(running), st, reasons)
 		} else {
 			c.Note("tampered %s: the device reports degraded: %v", names, reasons)
@@ -364,14 +364,14 @@ func tampered(orig []byte) []byte {
 	if len(b) < 12 || string(b[:8]) != wire.ImageMagic {
 		return b
 	}
-	sigLen := 12 + int(binary.BigEndian.Uint32(b[8:12]))
-	if sigLen < 12 || sigLen+2 > len(b) {
+	at := 12 + int(binary.BigEndian.Uint32(b[8:12])) // the signature's length field
+	if at < 12 || at+2 > len(b) {
 		return b
 	}
-	if n := int(binary.BigEndian.Uint16(b[sigLen : sigLen+2])); n > 0 && sigLen+2+n <= len(b) {
-		b[sigLen+2+n/2] ^= 0xff
+	if n := int(binary.BigEndian.Uint16(b[at : at+2])); n > 0 && at+2+n <= len(b) {
+		b[at+2+n/2] ^= 0xff
 	} else {
-		b[12+(sigLen-12)/2] ^= 0xff // unsigned: the manifest
+		b[12+(at-12)/2] ^= 0xff // unsigned: the manifest
 	}
 	return b
 }

@@ -224,7 +224,8 @@ func (e *Env) cutPowerDuringInstall(ctx SpecContext, c *C, p powerCut) {
 		c.Must(err, step)
 	}
 	raw("update.begin "+strconv.Itoa(len(img.Bytes)), "start an upload over the console (update.begin)")
-	for i := range p.chunks(len(chunks)) {
+	sent := p.chunks(len(chunks))
+	for i := range sent {
 		raw("update.data "+chunks[i], fmt.Sprintf("send chunk %d of %d (update.data)", i+1, len(chunks)))
 	}
 	c.Attack()
@@ -244,6 +245,12 @@ func (e *Env) cutPowerDuringInstall(ctx SpecContext, c *C, p powerCut) {
 	}
 	err := e.Backend.PowerCut(ctx, e.S.Name)
 	if errors.Is(err, ErrUnsupported) {
+		if sent < len(chunks) {
+			// Abandon the upload: update.end with fewer bytes than announced is refused.
+			cctx, cancel := context.WithTimeout(ctx, e.cmdTimeout())
+			_, _ = e.S.Console.Raw(cctx, "update.end")
+			cancel()
+		}
 		Skip(fmt.Sprintf("the %s backend cannot cut this unit's power: %v", e.Backend.Kind(), err))
 	}
 	c.Must(err, "cut the power "+p.name)

@@ -95,7 +95,8 @@ func (e *Env) mustRefuseImage(ctx SpecContext, c *C, channel string, auth *wire.
 	err := e.offerImage(ctx, c, channel, auth, img)
 	if err == nil {
 		after := e.runningImage(ctx, c)
-		c.Failf("the device installed %s over %s and rebooted into it: it runs %s, it ran %s", what, channel, imageString(after), imageString(before))
+		c.Failf("the device accepted %s over %s (it answered that it installed it, and rebooted): it now runs %s, it ran %s",
+			what, channel, imageString(after), imageString(before))
 	}
 	refusedAs(c, err, what+" over "+channel, want)
 	if after := e.runningImage(ctx, c); after.Version != before.Version || after.Nonce != before.Nonce {
@@ -181,15 +182,28 @@ func (e *Env) keepAuthCounts(c *C, ifaces ...string) {
 	}, NodeTimeout(e.S.Profile.Timeouts.Check.Duration))
 }
 
-// withStorage runs fn on the unit's raw storage (a data folder or a disk image) and brings
-// the session back in step with the unit afterwards. It skips the check, saying why, when
-// the storage cannot be reached.
-func (e *Env) withStorage(ctx SpecContext, c *C, what string, fn func(path string) error) {
+// filesBackend is a Backend that can also hand over the file system of a unit whose raw
+// storage is a disk image (the emulated unit), for checks that handle the files the
+// declarations name rather than scan raw storage.
+type filesBackend interface {
+	WithFiles(ctx SpecContext, device string, fn func(path string) error) error
+}
+
+// withStorage runs fn on the unit's storage and brings the session back in step with the
+// unit afterwards. With files, fn gets a folder holding the unit's data files where the
+// backend can give one (a disk image's file system mounted); else the raw storage (a data
+// folder or a disk image). It skips the check, saying why, when the storage cannot be
+// reached.
+func (e *Env) withStorage(ctx SpecContext, c *C, what string, files bool, fn func(path string) error) {
 	if e.Backend == nil {
 		Skip("the unit's storage cannot be reached: no backend gives access to it (external unit); " + what + " needs it")
 	}
+	access := e.Backend.WithStorage
+	if fb, ok := e.Backend.(filesBackend); ok && files {
+		access = fb.WithFiles
+	}
 	mark, mq := e.S.Marks()
-	err := e.Backend.WithStorage(ctx, e.S.Name, fn)
+	err := access(ctx, e.S.Name, fn)
 	if errors.Is(err, ErrUnsupported) {
 		Skip(fmt.Sprintf("the unit's storage cannot be reached (%v); %s needs it", err, what))
 	}

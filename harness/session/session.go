@@ -341,11 +341,15 @@ func (s *Session) AwaitBoot(ctx context.Context, mark serial.Mark, mqMark int64)
 	if err := s.follow(bctx); err != nil {
 		return err
 	}
+	var info wire.Info
+	if err := agent.Call(bctx, s.Console, nil, "info", nil, &info); err != nil {
+		return fmt.Errorf("%s: read info after boot: %w", s.Name, err)
+	}
+	if !info.Provisioned {
+		return nil // factory state after decommission: no owner to ask, no login to spend
+	}
 	var st Config
 	if err := s.Call(bctx, wire.IfaceConsole, "iface.list", nil, &st); err != nil {
-		if agent.Code(err) == wire.CodeAuth {
-			return nil // factory state after decommission: no owner to ask
-		}
 		return err
 	}
 	if !st.Interfaces[wire.IfaceMQTT] {
