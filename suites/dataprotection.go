@@ -15,7 +15,6 @@ import (
 
 	"github.com/hilt-project/hilt/drivers/mqtt"
 	"github.com/hilt-project/hilt/drivers/netprobe"
-	"github.com/hilt-project/hilt/harness/agent"
 	"github.com/hilt-project/hilt/harness/secretscan"
 	"github.com/hilt-project/hilt/wire"
 )
@@ -237,7 +236,7 @@ func (e *Env) awaitTelemetry(ctx SpecContext, c *C, mark int64) []byte {
 	}
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	topic := agent.Topic(e.S.Profile.Broker.TopicPrefix, e.S.ID, "telemetry")
+	topic := e.S.MQTTTopic("telemetry")
 	m, err := e.S.MQ.Recorder().WaitFor(wctx, mark, func(m mqtt.Message) bool { return m.Topic == topic })
 	if err != nil {
 		c.Errorf("no telemetry on %s within %s: %v", topic, wait, err)

@@ -418,7 +418,7 @@ func (e *Env) toggleMQTT(ctx SpecContext, c *C, f *findings) {
 	// A device that says goodbye publishes online:false (or its will does): after that
 	// a short wait for an answer is enough; without it, wait the full probe time.
 	wait := probeWait
-	status := agent.Topic(e.S.Profile.Broker.TopicPrefix, e.S.ID, "status")
+	status := e.S.MQTTTopic("status")
 	sctx, cancel := context.WithTimeout(ctx, probeWait)
 	_, err := rec.WaitFor(sctx, off, func(m mqtt.Message) bool {
 		var st wire.Status
