@@ -85,7 +85,11 @@ func (e *Env) dataProtection() {
 		}
 		psk := c.Secret("hilt-psk-" + randHex(12))
 		c.Must(e.S.Call(ctx, wire.IfaceConsole, "userdata.set", map[string]any{"key": "wifi_psk", "value": psk}, nil), "store user data (wifi_psk) as admin")
-		c.Note("the planted wifi_psk stays in the user data: the protocol has no userdata delete")
+		DeferCleanup(func(ctx SpecContext) {
+			if err := e.S.Call(ctx, wire.IfaceConsole, "userdata.del", map[string]any{"key": "wifi_psk"}, nil); err != nil {
+				c.Errorf("leave the device as found: delete the planted wifi_psk: %v", err)
+			}
+		})
 		viewer := e.tempUser(ctx, c, "hiltdp", "viewer")
 		secrets := []string{psk, viewer.Pass, e.S.Admin.Pass}
 		names := []string{"the planted wifi_psk", "the password of user " + viewer.User, "the admin password"}

@@ -55,6 +55,7 @@ var positional = map[string][]string{
 	"iface.set":    {"name", "enabled"},
 	"userdata.set": {"key", "value"},
 	"userdata.get": {"key"},
+	"userdata.del": {"key"},
 	"log.read":     {"since"},
 }
 
