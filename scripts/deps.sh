@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages hilt's tests need, where they are missing (Debian).
 #   scripts/deps.sh test    xmllint (JUnit schema), mosquitto (real-broker runs), iproute2
-#   scripts/deps.sh qemu    qemu-system-x86 (emulated devices)
+#   scripts/deps.sh qemu    qemu-system-x86 and e2fsprogs (emulated devices; make qemu-image then
+#                           fetches the kernel and builds the initramfs)
 #   scripts/deps.sh bench   nmap and tshark (the peers benchmarks compare against)
 set -euo pipefail
 declare -A pkg_of=(

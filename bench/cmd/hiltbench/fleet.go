@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/hilt-project/hilt/bench"
+)
+
+// compliance is the part of out/compliance.json the benchmarks read.
+type compliance struct {
+	Run struct {
+		DurationMS int64    `json:"duration_ms"`
+		Errors     []string `json:"errors"`
+	} `json:"run"`
+	Checks []struct {
+		ID         string `json:"id"`
+		Device     string `json:"device"`
+		Verdict    string `json:"verdict"`
+		Reason     string `json:"reason"`
+		DurationMS int64  `json:"duration_ms"`
+	} `json:"checks"`
+}
+
+// hiltRun is one measured `hilt run --devices N`.
+type hiltRun struct {
+	Devices int
+	Usage   bench.Usage
+	Err     error
+	// Checks holds each check's duration on each device, ms: Checks[id][device].
+	Checks map[string]map[string]int64
+	// Order lists the check IDs as compliance.json does.
+	Order    []string
+	Verdicts map[string]int
+	RunMS    int64
+	// Failed lists the checks that failed or errored: "dev8 DC-03 error: reason".
+	Failed []string
+	// BenchUp is how long the simulated bench took to start, from hilt's output.
+	BenchUp time.Duration
+}
+
+var benchUpRE = regexp.MustCompile(`(?m)^bench up in (\S+)$`)
+
+// fleetResult is every hilt run, by fleet size, in the order run.
+type fleetResult struct {
+	Sizes []int
+	Runs  map[int][]hiltRun
+}
+
+// runFleet runs `hilt run --devices N` for every fleet size, interleaving the sizes
+// (1, 4, 16, 1, 4, 1, ...) so that a change in the machine's load spreads over all.
+func runFleet(ctx context.Context, cfg config) *fleetResult {
+	res := &fleetResult{Sizes: cfg.fleet, Runs: map[int][]hiltRun{}}
+	most := 0
+	for _, n := range cfg.fleet {
+		most = max(most, cfg.runsFor(n))
+	}
+	for round := range most {
+		for _, n := range cfg.fleet {
+			if round >= cfg.runsFor(n) || ctx.Err() != nil {
+				continue
+			}
+			r := runHilt(ctx, cfg, n, round)
+			res.Runs[n] = append(res.Runs[n], r)
+			status := "ok"
+			if r.Err != nil {
+				status = r.Err.Error()
+			}
+			peak, _ := r.Usage.PeakMem()
+			cfg.logf("hilt run --devices %d (%d/%d): %s wall, %s CPU, peak %s, load %.2f: %s",
+				n, round+1, cfg.runsFor(n), fmtDur(r.Usage.Wall), fmtDur(r.Usage.CPU()), fmtMB(peak), r.Usage.LoadBefore[0], status)
+		}
+	}
+	return res
+}
+
+func runHilt(ctx context.Context, cfg config, n, round int) hiltRun {
+	r := hiltRun{Devices: n}
+	out := filepath.Join(cfg.work, fmt.Sprintf("run-%d-%d", n, round+1))
+	log, err := os.Create(out + ".log")
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	defer log.Close()
+	cmd := exec.Command(cfg.hilt, "run", "--devices", fmt.Sprint(n), "--out", out)
+	cmd.Stdout, cmd.Stderr = log, log
+	rctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	defer cancel()
+	r.Usage, r.Err = bench.Run(rctx, cmd, bench.WithCgroup(true))
+	if r.Err != nil {
+		r.Err = fmt.Errorf("%w (log: %s)", r.Err, out+".log")
+	}
+	if b, err := os.ReadFile(out + ".log"); err == nil {
+		if m := benchUpRE.FindSubmatch(b); m != nil {
+			r.BenchUp, _ = time.ParseDuration(string(m[1]))
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(out, "compliance.json"))
+	if err != nil {
+		if r.Err == nil {
+			r.Err = err
+		}
+		return r
+	}
+	var c compliance
+	if err := json.Unmarshal(b, &c); err != nil {
+		if r.Err == nil {
+			r.Err = fmt.Errorf("%s: %w", filepath.Join(out, "compliance.json"), err)
+		}
+		return r
+	}
+	r.RunMS = c.Run.DurationMS
+	r.Checks = map[string]map[string]int64{}
+	r.Verdicts = map[string]int{}
+	for _, ch := range c.Checks {
+		if r.Checks[ch.ID] == nil {
+			r.Checks[ch.ID] = map[string]int64{}
+			r.Order = append(r.Order, ch.ID)
+		}
+		r.Checks[ch.ID][ch.Device] = ch.DurationMS
+		r.Verdicts[ch.Verdict]++
+		if ch.Verdict == "fail" || ch.Verdict == "error" {
+			reason := ch.Reason
+			if len(reason) > 160 {
+				reason = reason[:160] + "…"
+			}
+			r.Failed = append(r.Failed, fmt.Sprintf("%s %s %s (%s): %s", ch.Device, ch.ID, ch.Verdict, fmtDur(ms(ch.DurationMS)), reason))
+		}
+	}
+	return r
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# make bench: installs the peers the benchmarks compare against (nmap, tshark) where they
+# are missing, builds hilt and bench/cmd/hiltbench, runs every benchmark and writes
+# BENCHMARKS.md. Takes about 10 minutes; needs root for the faithful figures (network
+# namespaces for the simulated devices, nmap's SYN scan). Extra arguments go to
+# hiltbench (go run ./bench/cmd/hiltbench -h lists them), e.g.
+#   scripts/bench.sh -only scan,capture
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+
+if [ "$(id -u)" -eq 0 ] && ! command -v tshark >/dev/null 2>&1 && command -v debconf-set-selections >/dev/null 2>&1; then
+  # wireshark-common asks whether to install dumpcap setuid: answer before apt-get does.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+fi
+scripts/deps.sh bench
+
+# What make build makes (built again when the script runs alone; cached otherwise).
+$GO build -ldflags "-X main.version=$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/hilt ./cmd/hilt
+$GO build -o bin/hiltbench ./bench/cmd/hiltbench
+echo "load average before: $(cat /proc/loadavg)"
+bin/hiltbench -hilt bin/hilt -go "$GO" -o BENCHMARKS.md "$@"
