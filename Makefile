@@ -6,7 +6,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 PKGS      := ./...
 
 .PHONY: all build run test unit e2e vet fmt-check deps contract fuzz fuzz-long flake matrix bench clean \
-	deps-qemu qemu-image test-qemu
+	deps-qemu qemu-image test-qemu flake-qemu
 
 all: build
 
@@ -18,9 +18,12 @@ run: build
 	$(BIN) run --out out
 
 ## test: every test, then a short fuzz pass; installs the system packages it needs where missing
-## (the emulated device's tests need the kernel and initramfs: qemu-image)
+## (the emulated device's tests need the kernel and initramfs: qemu-image). The emulated hilt
+## runs (e2e TestQemu*: the whole baseline and three flaws under TCG, docs/QEMU.md) follow
+## the rest in a go test of their own, with a timeout of their own.
 test: deps deps-qemu qemu-image vet fmt-check
-	$(GO) test -count=1 -timeout 14m $(PKGS)
+	$(GO) test -count=1 -timeout 14m -skip '^TestQemu' $(PKGS)
+	$(GO) test -count=1 -timeout 25m -run '^TestQemu' ./e2e
 	$(MAKE) fuzz FUZZTIME=5s
 
 deps:
@@ -46,7 +49,7 @@ qemu-image:
 ## emulated hilt runs (e2e TestQemu*)
 test-qemu: deps-qemu qemu-image
 	$(GO) test -count=1 -timeout 10m ./drivers/qemu/ ./harness/emu/ ./fixtures/qemu/... ./harness/runner/
-	$(GO) test -count=1 -timeout 20m -run '^TestQemu' -v ./e2e
+	$(GO) test -count=1 -timeout 25m -run '^TestQemu' -v ./e2e
 
 vet:
 	$(GO) vet $(PKGS)
@@ -70,6 +73,14 @@ fuzz:
 	done
 fuzz-long:
 	$(MAKE) fuzz FUZZTIME=2m
+
+## flake: the compliant baseline N times (default 50) on simulated devices; reports every
+## check whose verdict changed. flake-qemu: the same on emulated devices (default N=5)
+N ?= 50
+flake: build
+	scripts/flake.sh $(N)
+flake-qemu: build qemu-image
+	scripts/flake.sh $(if $(filter 50,$(N)),5,$(N)) --device fixtures/devices/qemu.yaml
 
 ## matrix: the detection matrix (every flaw against the simulated devices), written to docs/DETECTION.md
 matrix:
