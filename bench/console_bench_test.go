@@ -145,12 +145,13 @@ func openConsole(b *testing.B, result string) *agent.Console {
 	master, path := newPTY(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
-	go device(ctx, master, result)
 	p, err := serial.Open(ctx, path)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { p.Close() })
+	// Only now: a master read while no one has the slave open fails with EIO.
+	go device(ctx, master, result)
 	return agent.NewConsole("bench", p)
 }
 

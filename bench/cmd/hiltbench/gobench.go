@@ -87,7 +87,7 @@ func runGoBenchmarks(ctx context.Context, cfg config) *goResult {
 				continue
 			}
 			before, _ := bench.ReadLoad()
-			args := append([]string{"-test.run", "^$", "-test.bench", s.Pattern, "-test.benchmem", "-test.count", fmt.Sprint(s.Count)}, s.Extra...)
+			args := append([]string{"-test.run", "^$", "-test.bench", s.Pattern, "-test.benchmem", "-test.count", fmt.Sprint(s.Count), "-test.timeout", "5m"}, s.Extra...)
 			cmd := exec.CommandContext(ctx, bin, args...)
 			cmd.Dir = s.Pkg // a package's benchmarks may read its testdata
 			out, err := cmd.CombinedOutput()
@@ -122,7 +122,7 @@ func runGoBenchmarks(ctx context.Context, cfg config) *goResult {
 // top of the profile.
 func profileGoBench(ctx context.Context, cfg config, bin, dir, pattern string) string {
 	prof := bin + ".cpu.pprof"
-	cmd := exec.CommandContext(ctx, bin, "-test.run", "^$", "-test.bench", pattern, "-test.benchtime", "2s", "-test.cpuprofile", prof)
+	cmd := exec.CommandContext(ctx, bin, "-test.run", "^$", "-test.bench", pattern, "-test.benchtime", "2s", "-test.cpuprofile", prof, "-test.timeout", "5m")
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Sprintf("profile run failed: %v: %s", err, lastLines(string(out), 3))
