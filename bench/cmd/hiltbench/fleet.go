@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/hilt-project/hilt/bench"
@@ -127,9 +128,9 @@ func runHilt(ctx context.Context, cfg config, n, round int) hiltRun {
 		r.Checks[ch.ID][ch.Device] = ch.DurationMS
 		r.Verdicts[ch.Verdict]++
 		if ch.Verdict == "fail" || ch.Verdict == "error" {
-			reason := ch.Reason
-			if len(reason) > 160 {
-				reason = reason[:160] + "…"
+			reason := strings.Join(strings.Fields(ch.Reason), " ")
+			if r := []rune(reason); len(r) > 200 {
+				reason = string(r[:200]) + "…"
 			}
 			r.Failed = append(r.Failed, fmt.Sprintf("%s %s %s (%s): %s", ch.Device, ch.ID, ch.Verdict, fmtDur(ms(ch.DurationMS)), reason))
 		}

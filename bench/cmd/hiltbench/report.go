@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -252,8 +253,11 @@ func (r *report) runTable(runs []hiltRun) {
 	r.p("|---|---|---|---|---|---|---|---|")
 	for i, h := range runs {
 		v := fmt.Sprintf("%d pass, %d fail, %d skip, %d error", h.Verdicts["pass"], h.Verdicts["fail"], h.Verdicts["skip"], h.Verdicts["error"])
-		if h.Err != nil {
-			v += "; " + h.Err.Error()
+		switch {
+		case errors.Is(h.Err, bench.ErrExit):
+			v += fmt.Sprintf("; exit %d", h.Usage.ExitCode)
+		case h.Err != nil:
+			v += "; " + strings.ReplaceAll(h.Err.Error(), "|", "\\|")
 		}
 		r.p("| %d | %s | %s | %s | %s | %s | %s | %.2f |", i+1, fmtDur(h.Usage.Wall), fmtDur(ms(h.RunMS)), fmtDur(h.Usage.CPU()),
 			fmtMB(peakMem(h.Usage)), fmtMB(h.Usage.PeakPSS), v, h.Usage.LoadBefore[0])
@@ -263,7 +267,7 @@ func (r *report) runTable(runs []hiltRun) {
 		if len(h.Failed) == 0 {
 			continue
 		}
-		r.p("Run %d did not pass cleanly: its wall time includes the timeouts of these checks, so it is not the figure of a clean run.", i+1)
+		r.p("Run %d did not pass cleanly (a check that errors has usually waited out a timeout first, which its wall time includes):", i+1)
 		r.p("")
 		for _, f := range h.Failed {
 			r.p("- %s", strings.ReplaceAll(f, "|", "\\|"))
