@@ -29,7 +29,7 @@ func requireQEMU(t *testing.T) {
 	missing := func(what string) {
 		t.Helper()
 		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is missing in CI (.ci/run installs qemu-system-x86 and e2fsprogs; make test runs make qemu-image)", what)
+			t.Fatalf("%s is missing in CI (.ci/run installs qemu-system-x86 and e2fsprogs; make test-qemu runs make qemu-image)", what)
 		}
 		t.Skipf("%s is missing: `scripts/deps.sh qemu` installs the tools, `make qemu-image` builds the kernel and initramfs", what)
 	}
@@ -41,6 +41,29 @@ func requireQEMU(t *testing.T) {
 	for _, f := range []string{"vmlinuz", "initramfs.cpio.gz"} {
 		if _, err := os.Stat(filepath.Join("..", ".cache", "qemu", f)); err != nil {
 			missing(".cache/qemu/" + f)
+		}
+	}
+	requireFreshInitramfs(t, filepath.Join("..", ".cache", "qemu", "initramfs.cpio.gz"))
+}
+
+// requireFreshInitramfs fails the test when a source file of /init or the firmware is newer
+// than the initramfs: the runs would test a firmware other than the tree's.
+func requireFreshInitramfs(t *testing.T, img string) {
+	t.Helper()
+	st, err := os.Stat(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "list", "-deps", "-f",
+		`{{if and .Module .Module.Main}}{{$d := .Dir}}{{range .GoFiles}}{{$d}}/{{.}}{{"\n"}}{{end}}{{range .EmbedFiles}}{{$d}}/{{.}}{{"\n"}}{{end}}{{end}}`,
+		"../fixtures/refdev/cmd/refdev", "../fixtures/qemu/init")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list the firmware's sources: %v", err)
+	}
+	for _, f := range strings.Fields(string(out)) {
+		if fst, err := os.Stat(f); err == nil && fst.ModTime().After(st.ModTime()) {
+			t.Fatalf("%s is older than %s: it holds another firmware than this tree's; `make qemu-image` rebuilds it", img, f)
 		}
 	}
 }
