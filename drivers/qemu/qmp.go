@@ -126,9 +126,9 @@ func (q *qmpClient) execute(ctx context.Context, cmd string, args any) (json.Raw
 		return nil, fmt.Errorf("qemu %s: QMP %s: %w", q.vm, cmd, err)
 	}
 	q.wmu.Lock()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = q.conn.SetWriteDeadline(dl)
-	}
+	// A call without a deadline must not inherit an earlier call's (long expired) one.
+	dl, _ := ctx.Deadline()
+	_ = q.conn.SetWriteDeadline(dl)
 	_, err = q.conn.Write(append(b, '\n'))
 	q.wmu.Unlock()
 	if err != nil {
