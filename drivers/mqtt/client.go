@@ -93,10 +93,13 @@ type Options struct {
 	// TLSConfig, if set, is the base TLS configuration (client certificates, server
 	// name); CAFile and CAPool override its RootCAs.
 	TLSConfig *tls.Config
-	// ConnectTimeout bounds each connection attempt (default 10s; Dial's ctx also bounds
-	// the first).
+	// ConnectTimeout bounds each connection attempt, the reconnections included (default
+	// 10s; Dial's ctx also bounds the first, but not the later ones: a connection made
+	// with little time left must not keep that little time for every reconnection).
 	ConnectTimeout time.Duration
-	// KeepAlive is the MQTT keep-alive (default 30s).
+	// KeepAlive is the MQTT keep-alive (default 30s). The client also waits that long for
+	// the broker's answer to a ping before it counts the connection as lost (paho's
+	// default, 10 s, dropped healthy connections on a host busy with many devices).
 	KeepAlive time.Duration
 	// MaxReconnectInterval caps the back-off between reconnection attempts (default 5s).
 	MaxReconnectInterval time.Duration
@@ -159,10 +162,6 @@ func Dial(ctx context.Context, opts Options) (Client, error) {
 		subs:       map[string]byte{},
 		statusWake: make(chan struct{}),
 	}
-	connectTimeout := opts.ConnectTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		connectTimeout = max(time.Millisecond, min(connectTimeout, time.Until(dl)))
-	}
 	po := paho.NewClientOptions().
 		AddBroker(broker).
 		SetClientID(opts.ClientID).
@@ -173,8 +172,9 @@ func Dial(ctx context.Context, opts Options) (Client, error) {
 		SetAutoReconnect(true).
 		SetConnectRetry(false).
 		SetResumeSubs(false).
-		SetConnectTimeout(connectTimeout).
+		SetConnectTimeout(opts.ConnectTimeout). // the first attempt: ctx bounds it too, below
 		SetKeepAlive(opts.KeepAlive).
+		SetPingTimeout(opts.KeepAlive).
 		SetMaxReconnectInterval(opts.MaxReconnectInterval).
 		SetOrderMatters(true).
 		SetDefaultPublishHandler(c.onMessage).

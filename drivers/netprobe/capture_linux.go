@@ -88,7 +88,11 @@ func StartCapture(ctx context.Context, iface string, out string, opts ...Capture
 		return nil, fmt.Errorf("netprobe: capture on %s: %w", iface, err)
 	}
 
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+	// Protocol 0: the socket receives nothing until it is bound to the interface. Opened
+	// with ETH_P_ALL, it would queue every interface's packets until bind (and count those
+	// that overflow its buffer as drops): with many devices on the host, a burst of another
+	// device's traffic (its port scan) in that window made a capture look incomplete.
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
 			return nil, fmt.Errorf("netprobe: capture on %s: %w: %w", iface, ErrCaptureNotPermitted, err)
@@ -99,6 +103,8 @@ func StartCapture(ctx context.Context, iface string, out string, opts ...Capture
 		unix.Close(fd)
 		return nil, fmt.Errorf("netprobe: capture on %s: bind: %w", iface, err)
 	}
+	// Reading the statistics resets them: the drops Stop reports are the capture's own.
+	_, _ = unix.GetsockoptTpacketStats(fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
 	// A large receive buffer rides out bursts; kernel timestamps date packets as they
 	// arrived, not as they were read.
 	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20) != nil {

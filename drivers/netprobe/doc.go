@@ -2,14 +2,22 @@
 // TLS services negotiate, and what it sends, captured and decoded.
 //
 // Probing:
-//   - ScanTCP connects to every TCP port (or those given WithPorts) and returns the open
-//     ones; refused is closed, silence is filtered, and any other failure fails the
-//     scan with ErrUnreachable, so that "could not reach" never reads as "nothing open".
-//     On Linux it uses non-blocking connects multiplexed on epoll; a full 65535-port
-//     loopback scan takes about a second.
+//   - ScanTCP probes every TCP port (or those given WithPorts) and returns the open
+//     ones. As root (CAP_NET_RAW) on Linux, for an IPv4 address, it runs a SYN scan: one
+//     raw IPv4 socket sends a SYN per port (at most WithConcurrency unanswered, each
+//     unanswered one sent once more after WithDialTimeout) and, through a socket filter,
+//     reads the target's answers to its one source port: SYN-ACK is open, RST closed,
+//     silence filtered; the host's own stack resets the SYN-ACKs. Otherwise (no raw
+//     socket, IPv6, or no answer at all) it connects to every port: refused is closed,
+//     silence is filtered, and any other failure fails the scan with ErrUnreachable, so
+//     that "could not reach" never reads as "nothing open". On Linux the connects are
+//     non-blocking and multiplexed on epoll. WithMethod forces one method; a full
+//     65535-port scan of a simulated device takes about a second either way, the SYN scan
+//     with half the CPU.
 //   - ScanAttributed scans the device and a control address on the same host stack
 //     (another 127.x address, the harness's end of the device's link) and sets apart the
-//     ports that answer on both: those belong to the host, not the device.
+//     ports that answer on both: those belong to the host, not the device. Its result
+//     says which method ran (Method) and why not a SYN scan (Fallback).
 //   - ProbeUDP tells open (an answer), closed (ICMP port unreachable) and
 //     open-or-filtered (silence) apart for one UDP port.
 //   - InspectTLS reports the negotiated version, cipher suite and certificates, or why

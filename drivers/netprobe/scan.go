@@ -20,6 +20,24 @@ var (
 	ErrUnreachable = errors.New("target unreachable")
 	// ErrBadAddress: the address or port cannot be used.
 	ErrBadAddress = errors.New("bad address")
+	// errSYNUnavailable: no raw socket (not root, no CAP_NET_RAW), not Linux, or not IPv4.
+	errSYNUnavailable = errors.New("SYN scan unavailable")
+)
+
+// ScanMethod is how a TCP scan probes.
+type ScanMethod string
+
+// Scan methods.
+const (
+	// ScanAuto (the default) runs a SYN scan where it can, the connect scan otherwise.
+	ScanAuto ScanMethod = ""
+	// ScanSYN sends one SYN per port from a raw IPv4 socket (Linux, root or CAP_NET_RAW)
+	// and reads the answers: SYN-ACK open, RST closed, silence (after one retransmission)
+	// filtered. No socket per port, no handshake completed: the host's stack resets each
+	// SYN-ACK, since nothing of its own asked for it.
+	ScanSYN ScanMethod = "syn"
+	// ScanConnect completes a TCP connection per port (any user, any OS).
+	ScanConnect ScanMethod = "connect"
 )
 
 // ScanOption configures ScanTCP and ScanAttributed.
@@ -29,6 +47,7 @@ type scanConfig struct {
 	ports       []int
 	concurrency int
 	dialTimeout time.Duration
+	method      ScanMethod
 }
 
 // Scan defaults.
@@ -47,8 +66,13 @@ func WithPorts(ports ...int) ScanOption {
 func WithConcurrency(n int) ScanOption { return func(c *scanConfig) { c.concurrency = n } }
 
 // WithDialTimeout sets how long one attempt may take before the port counts as filtered
-// (default 300ms).
+// (default 300ms). A SYN scan sends an unanswered SYN once more after it, and counts the
+// port as filtered after twice it.
 func WithDialTimeout(d time.Duration) ScanOption { return func(c *scanConfig) { c.dialTimeout = d } }
+
+// WithMethod chooses how to probe (default ScanAuto: a SYN scan where permitted, with
+// the connect scan as the fallback). ScanSYN fails where a SYN scan cannot run.
+func WithMethod(m ScanMethod) ScanOption { return func(c *scanConfig) { c.method = m } }
 
 func newScanConfig(opts []ScanOption) (scanConfig, error) {
 	c := scanConfig{concurrency: DefaultConcurrency, dialTimeout: DefaultDialTimeout}
@@ -65,6 +89,11 @@ func newScanConfig(opts []ScanOption) (scanConfig, error) {
 		if p < 1 || p > 65535 {
 			return c, fmt.Errorf("%w: port %d", ErrBadAddress, p)
 		}
+	}
+	switch c.method {
+	case ScanAuto, ScanSYN, ScanConnect:
+	default:
+		return c, fmt.Errorf("unknown scan method %q", c.method)
 	}
 	c.concurrency = max(1, min(c.concurrency, len(c.ports)))
 	if c.dialTimeout <= 0 {
@@ -83,18 +112,26 @@ type ScanResult struct {
 	Unverifiable []int
 	// Filtered lists the device's ports that neither accepted nor refused in time.
 	Filtered []int
+	// Method is how the device was scanned (ScanSYN or ScanConnect).
+	Method ScanMethod
+	// Fallback says why a ScanAuto scan of the device did not run as a SYN scan (empty
+	// when it did).
+	Fallback string
 }
 
 // portScan is the outcome of one scan of one address.
 type portScan struct {
 	open, filtered []int
+	method         ScanMethod
+	fallback       string
 }
 
-// ScanTCP connects to every port of addr (an IP address or a host name, without a port)
-// and returns the open ones, sorted. A refused connection is a closed port; an attempt
-// that times out counts as filtered, not open. Any other failure (unreachable host, no
-// local address) makes the scan fail with ErrUnreachable, since a scan that could not
-// reach the device must not read as "no open ports".
+// ScanTCP probes every port of addr (an IP address or a host name, without a port) and
+// returns the open ones, sorted: by default a SYN scan where permitted, else a connect
+// scan (WithMethod; the package doc says how each works). A refused connection (RST) is a
+// closed port; an attempt that times out counts as filtered, not open. Any other failure
+// (unreachable host, no local address) makes the scan fail with ErrUnreachable, since a
+// scan that could not reach the device must not read as "no open ports".
 func ScanTCP(ctx context.Context, addr string, opts ...ScanOption) ([]int, error) {
 	cfg, err := newScanConfig(opts)
 	if err != nil {
@@ -106,12 +143,20 @@ func ScanTCP(ctx context.Context, addr string, opts ...ScanOption) ([]int, error
 
 // ScanAttributed scans addr, the device, and control, an address with no device behind
 // it on the same host stack (another 127.x address, the harness's side of the device's
-// link), at the same time (so with twice the file descriptors of one scan). A port open
-// on both is Unverifiable: a listener of the host answers on it.
+// link), at the same time (so with twice the file descriptors of one connect scan). A
+// port open on both is Unverifiable: a listener of the host answers on it. With control
+// empty it scans addr alone (nothing is Unverifiable): ScanTCP with the details.
 func ScanAttributed(ctx context.Context, addr, control string, opts ...ScanOption) (ScanResult, error) {
 	cfg, err := newScanConfig(opts)
 	if err != nil {
 		return ScanResult{}, fmt.Errorf("netprobe: scan %s: %w", addr, err)
+	}
+	if control == "" {
+		dev, err := scanTCP(ctx, addr, cfg)
+		if err != nil {
+			return ScanResult{}, err
+		}
+		return ScanResult{Open: dev.open, Filtered: dev.filtered, Method: dev.method, Fallback: dev.fallback}, nil
 	}
 	var (
 		wg           sync.WaitGroup
@@ -125,7 +170,7 @@ func ScanAttributed(ctx context.Context, addr, control string, opts ...ScanOptio
 	if err := errors.Join(devErr, cErr); err != nil {
 		return ScanResult{}, err
 	}
-	res := ScanResult{Filtered: dev.filtered}
+	res := ScanResult{Filtered: dev.filtered, Method: dev.method, Fallback: dev.fallback}
 	for _, p := range dev.open {
 		if _, found := slices.BinarySearch(ctl.open, p); found {
 			res.Unverifiable = append(res.Unverifiable, p)
@@ -167,14 +212,31 @@ func scanTCP(ctx context.Context, host string, cfg scanConfig) (portScan, error)
 	}
 	states := make([]portState, len(cfg.ports))
 	errs := make([]error, len(cfg.ports))
-	err = probePorts(ctx, ip, cfg, states, errs)
+	r := portScan{method: ScanConnect}
+	if cfg.method != ScanConnect {
+		err = probeSYN(ctx, ip, cfg, states)
+		switch {
+		case err == nil:
+			r.method = ScanSYN
+		case ctx.Err() != nil:
+		case cfg.method == ScanSYN:
+			return portScan{}, fmt.Errorf("netprobe: SYN scan of %s: %w", host, err)
+		default:
+			// Not permitted, or no answer at all (the connect scan tells an unreachable
+			// device from a silent one), or the raw socket failed: connect instead.
+			r.fallback = "SYN scan: " + err.Error()
+			clear(states)
+		}
+	}
+	if r.method == ScanConnect && ctx.Err() == nil {
+		err = probePorts(ctx, ip, cfg, states, errs)
+	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return portScan{}, fmt.Errorf("netprobe: scan %s: %w", host, ctxErr)
 	}
 	if err != nil {
 		return portScan{}, fmt.Errorf("netprobe: scan %s: %w", host, err)
 	}
-	var r portScan
 	var failed []int
 	var firstErr error
 	for i, s := range states {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -44,6 +45,9 @@ type hiltRun struct {
 	Failed []string
 	// BenchUp is how long the simulated bench took to start, from hilt's output.
 	BenchUp time.Duration
+	// Boots counts the devices' boots, from hilt's output (the first ones included): the
+	// simulated device re-executes the hilt executable at every reboot.
+	Boots int
 }
 
 var benchUpRE = regexp.MustCompile(`(?m)^bench up in (\S+)$`)
@@ -52,12 +56,33 @@ var benchUpRE = regexp.MustCompile(`(?m)^bench up in (\S+)$`)
 type fleetResult struct {
 	Sizes []int
 	Runs  map[int][]hiltRun
+	// Starts are runs of `hilt __refdev --list-flaws`: what a start of the hilt
+	// executable costs before it does any work (package initialisation).
+	Starts []bench.Usage
+}
+
+// startRuns is how many times runFleet measures a bare start of hilt.
+const startRuns = 5
+
+// measureStarts runs `hilt __refdev --list-flaws` startRuns times.
+func measureStarts(ctx context.Context, cfg config) []bench.Usage {
+	var us []bench.Usage
+	for range startRuns {
+		cmd := exec.Command(cfg.hilt, "__refdev", "--list-flaws")
+		u, err := bench.Run(ctx, cmd)
+		if err != nil {
+			cfg.logf("hilt start: %v", err)
+			return nil
+		}
+		us = append(us, u)
+	}
+	return us
 }
 
 // runFleet runs `hilt run --devices N` for every fleet size, interleaving the sizes
 // (1, 4, 16, 1, 4, 1, ...) so that a change in the machine's load spreads over all.
 func runFleet(ctx context.Context, cfg config) *fleetResult {
-	res := &fleetResult{Sizes: cfg.fleet, Runs: map[int][]hiltRun{}}
+	res := &fleetResult{Sizes: cfg.fleet, Runs: map[int][]hiltRun{}, Starts: measureStarts(ctx, cfg)}
 	most := 0
 	for _, n := range cfg.fleet {
 		most = max(most, cfg.runsFor(n))
@@ -102,6 +127,7 @@ func runHilt(ctx context.Context, cfg config, n, round int) hiltRun {
 		if m := benchUpRE.FindSubmatch(b); m != nil {
 			r.BenchUp, _ = time.ParseDuration(string(m[1]))
 		}
+		r.Boots = n + bytes.Count(b, []byte(": booted again ("))
 	}
 	b, err := os.ReadFile(filepath.Join(out, "compliance.json"))
 	if err != nil {

@@ -27,10 +27,12 @@ import (
 type scanRun struct {
 	Usage bench.Usage
 	Open  []int
-	// Inner is the scan's own time, as the tool reports it (ScanTCP's call; nmap's
+	// Inner is the scan's own time, as the tool reports it (netprobe's call; nmap's
 	// "scanned in").
 	Inner time.Duration
-	Err   error
+	// Method is the scan method netprobe used (syn or connect; empty for nmap).
+	Method string
+	Err    error
 }
 
 // scanResult is the port scan section.
@@ -39,29 +41,35 @@ type scanResult struct {
 	// Namespace says the device had a network namespace of its own; else it was on a
 	// loopback address, where the host's listeners answer too.
 	Namespace bool
-	Hilt      []scanRun
-	Nmap      []scanRun
-	// Profile is the top of a CPU profile of one more ScanTCP run (pprof -top).
+	// Hilt are netprobe's default scans (a SYN scan as root), Connect its connect scans
+	// (netprobe.WithMethod(netprobe.ScanConnect)), Nmap nmap's.
+	Hilt    []scanRun
+	Connect []scanRun
+	Nmap    []scanRun
+	// Profile is the top of a CPU profile of one more netprobe scan (pprof -top).
 	Profile string
 	Err     error
 }
 
 // scanChildOut is what `hiltbench __scan` prints.
 type scanChildOut struct {
-	Open      []int `json:"open"`
-	ElapsedNS int64 `json:"elapsed_ns"`
+	Open      []int  `json:"open"`
+	ElapsedNS int64  `json:"elapsed_ns"`
+	Method    string `json:"method"`
+	Fallback  string `json:"fallback,omitempty"`
 }
 
-// scanChild is `hiltbench __scan [-cpuprofile F] ADDR`: netprobe.ScanTCP over every
-// port of ADDR.
+// scanChild is `hiltbench __scan [-cpuprofile F] [-method syn|connect] ADDR`: a netprobe
+// scan (what check LA-01 runs) over every port of ADDR.
 func scanChild(args []string) error {
 	fs := flag.NewFlagSet("__scan", flag.ContinueOnError)
 	prof := fs.String("cpuprofile", "", "write a CPU profile")
+	method := fs.String("method", "", "netprobe scan method: syn, connect (default: syn where permitted)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New("usage: hiltbench __scan [-cpuprofile F] ADDR")
+		return errors.New("usage: hiltbench __scan [-cpuprofile F] [-method syn|connect] ADDR")
 	}
 	if *prof != "" {
 		stop, err := startProfile(*prof)
@@ -73,15 +81,16 @@ func scanChild(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	t0 := time.Now()
-	open, err := netprobe.ScanTCP(ctx, fs.Arg(0))
+	r, err := netprobe.ScanAttributed(ctx, fs.Arg(0), "", netprobe.WithMethod(netprobe.ScanMethod(*method)))
 	if err != nil {
 		return err
 	}
-	return json.NewEncoder(os.Stdout).Encode(scanChildOut{Open: open, ElapsedNS: time.Since(t0).Nanoseconds()})
+	return json.NewEncoder(os.Stdout).Encode(scanChildOut{Open: r.Open, ElapsedNS: time.Since(t0).Nanoseconds(),
+		Method: string(r.Method), Fallback: r.Fallback})
 }
 
 // runScan starts one simulated device with `hilt sim`, then scans all its TCP ports with
-// netprobe.ScanTCP and with nmap, alternately.
+// netprobe (its default, a SYN scan as root, and its connect scan) and with nmap, in turn.
 func runScan(ctx context.Context, cfg config) *scanResult {
 	res := &scanResult{}
 	sim, err := startSim(ctx, cfg)
@@ -100,16 +109,18 @@ func runScan(ctx context.Context, cfg config) *scanResult {
 		if ctx.Err() != nil {
 			break
 		}
-		h := scanHilt(ctx, cfg, sim.addr, "")
+		h := scanHilt(ctx, cfg, sim.addr, "", "")
 		res.Hilt = append(res.Hilt, h)
 		n := scanNmap(ctx, sim.addr)
 		res.Nmap = append(res.Nmap, n)
-		cfg.logf("scan %d/%d of %s: ScanTCP %s %v (%v), nmap %s %v (%v); load %.2f", i+1, cfg.scanRuns, sim.addr,
-			fmtDur(h.Usage.Wall), h.Open, h.Err, fmtDur(n.Usage.Wall), n.Open, n.Err, h.Usage.LoadBefore[0])
+		c := scanHilt(ctx, cfg, sim.addr, "", "connect")
+		res.Connect = append(res.Connect, c)
+		cfg.logf("scan %d/%d of %s: netprobe %s %s %v (%v), nmap %s %v (%v), connect %s %v (%v); load %.2f", i+1, cfg.scanRuns, sim.addr,
+			h.Method, fmtDur(h.Usage.Wall), h.Open, h.Err, fmtDur(n.Usage.Wall), n.Open, n.Err, fmtDur(c.Usage.Wall), c.Open, c.Err, h.Usage.LoadBefore[0])
 	}
 	if cfg.profile && ctx.Err() == nil {
 		prof := filepath.Join(cfg.work, "scan.cpu.pprof")
-		if h := scanHilt(ctx, cfg, sim.addr, prof); h.Err != nil {
+		if h := scanHilt(ctx, cfg, sim.addr, prof, ""); h.Err != nil {
 			res.Profile = "profile run failed: " + h.Err.Error()
 		} else {
 			res.Profile = pprofTop(ctx, cfg, cfg.self, prof)
@@ -118,11 +129,15 @@ func runScan(ctx context.Context, cfg config) *scanResult {
 	return res
 }
 
-func scanHilt(ctx context.Context, cfg config, addr, cpuprofile string) scanRun {
+// scanHilt runs `hiltbench __scan` on addr, with method ("" for netprobe's default).
+func scanHilt(ctx context.Context, cfg config, addr, cpuprofile, method string) scanRun {
 	var r scanRun
 	args := []string{"__scan"}
 	if cpuprofile != "" {
 		args = append(args, "-cpuprofile", cpuprofile)
+	}
+	if method != "" {
+		args = append(args, "-method", method)
 	}
 	cmd := exec.Command(cfg.self, append(args, addr)...)
 	var out, errb strings.Builder
@@ -137,7 +152,10 @@ func scanHilt(ctx context.Context, cfg config, addr, cpuprofile string) scanRun 
 		r.Err = fmt.Errorf("hiltbench __scan printed %q: %w", out.String(), err)
 		return r
 	}
-	r.Open, r.Inner = o.Open, time.Duration(o.ElapsedNS)
+	r.Open, r.Inner, r.Method = o.Open, time.Duration(o.ElapsedNS), o.Method
+	if o.Fallback != "" {
+		r.Method += " (" + o.Fallback + ")"
+	}
 	return r
 }
 

@@ -55,12 +55,17 @@ func (r *report) scan() {
 	if !s.Namespace {
 		where = "on a loopback address of the host (no network namespaces here): the host's own listeners answer on it too, for both tools"
 	}
-	r.p("`hilt sim --devices 1` in the background; the device at %s, %s. Both tools scan all 65535 TCP ports of the same address, alternately, %s each, "+
-		"each as a process of its own: `hiltbench __scan ADDR` (netprobe.ScanTCP: non-blocking connects multiplexed on epoll, 2000 at a time) and "+
-		"`nmap -p- -n -T4 ADDR` (as root a SYN scan from a raw socket).", s.Addr, where, plural(r.Cfg.scanRuns, "time"))
+	r.p("`hilt sim --devices 1` in the background; the device at %s, %s. The tools scan all 65535 TCP ports of the same address, in turn, %s each, "+
+		"each as a process of its own: `hiltbench __scan ADDR` (netprobe's default, what check LA-01 runs: as root a SYN scan from a raw IPv4 socket, "+
+		"at most 2000 SYNs unanswered at a time, each unanswered one sent again once), `nmap -p- -n -T4 ADDR` (as root a SYN scan from a raw socket) and "+
+		"`hiltbench __scan -method connect ADDR` (netprobe's connect scan, its fallback without root: non-blocking connects multiplexed on epoll, 2000 at a time).",
+		s.Addr, where, plural(r.Cfg.scanRuns, "time"))
 	r.p("")
-	r.p("| tool | runs | wall (median, process) | scan time (median, own report) | peak RSS | open ports | load (1 min) |")
-	r.p("|---|---|---|---|---|---|---|")
+	r.p("| tool | runs | wall (median, process) | scan time (median, own report) | CPU (median) | peak RSS | open ports | load (1 min) |")
+	r.p("|---|---|---|---|---|---|---|---|")
+	cpuOf := func(runs []scanRun) time.Duration {
+		return time.Duration(medianOf(scanUsages(runs), func(u bench.Usage) int64 { return int64(u.CPU()) }))
+	}
 	line := func(name string, runs []scanRun) {
 		us := scanUsages(runs)
 		var inner []time.Duration
@@ -78,39 +83,49 @@ func (r *report) scan() {
 		if len(errs) > 0 {
 			open += "; errors: " + strings.Join(errs, "; ")
 		}
-		r.p("| %s | %d | %s | %s | %s | %s | %s |", name, len(runs), fmtDur(medianWall(us)), fmtDur(bench.Median(inner)),
+		r.p("| %s | %d | %s | %s | %s | %s | %s | %s |", name, len(runs), fmtDur(medianWall(us)), fmtDur(bench.Median(inner)), fmtDur(cpuOf(runs)),
 			fmtMB(medianOf(us, func(u bench.Usage) int64 { return u.MaxRSS })), open, loadRange(us))
 	}
-	line("netprobe.ScanTCP", s.Hilt)
+	method := "netprobe"
+	if len(s.Hilt) > 0 && s.Hilt[0].Method != "" {
+		method = "netprobe, " + s.Hilt[0].Method + " scan"
+	}
+	line(method, s.Hilt)
 	line("nmap -p- -n -T4", s.Nmap)
+	if len(s.Connect) > 0 {
+		line("netprobe, connect scan", s.Connect)
+	}
 	r.p("")
 	hw, nw := medianWall(scanUsages(s.Hilt)), medianWall(scanUsages(s.Nmap))
 	open, same := sameOpen(s.Hilt, s.Nmap)
-	r.p("Same open ports found by both, in every run: **%s** (%v). netprobe.ScanTCP takes %s the time of nmap.", yesNo(same), open, ratio(hw.Seconds(), nw.Seconds()))
+	if len(s.Connect) > 0 {
+		_, sameC := sameOpen(s.Connect, s.Nmap)
+		same = same && sameC
+	}
+	r.p("Same open ports found by all, in every run: **%s** (%v). %s takes %s the time of nmap.", yesNo(same), open, method, ratio(hw.Seconds(), nw.Seconds()))
 	r.p("")
-	hu, nu := scanUsages(s.Hilt), scanUsages(s.Nmap)
-	hcpu := time.Duration(medianOf(hu, func(u bench.Usage) int64 { return int64(u.CPU()) }))
-	ncpu := time.Duration(medianOf(nu, func(u bench.Usage) int64 { return int64(u.CPU()) }))
-	r.p("**What bounds it.** A connect scan costs a socket, a connect, an epoll registration and a close per port, all system calls, and the device's kernel "+
-		"answers each SYN with a RST; nmap's SYN scan sends raw packets from one socket and never makes a socket per port. CPU per scan (median, user + system): "+
-		"ScanTCP %s, nmap %s.", fmtDur(hcpu), fmtDur(ncpu))
+	hcpu, ncpu, ccpu := cpuOf(s.Hilt), cpuOf(s.Nmap), cpuOf(s.Connect)
+	r.p("**What bounds it.** A connect scan costs a socket, a connect, an epoll registration and a close per port, all system calls; a SYN scan (netprobe's as root, nmap's) "+
+		"sends one raw packet per port from one socket and reads one answer per port, and the kernel resets the device's SYN-ACKs itself. "+
+		"Either way the device's kernel answers each SYN with a RST, and on a veth link that work is done on the scanning CPU. "+
+		"CPU per scan (median, user + system): %s %s, nmap %s, netprobe's connect scan %s.", method, fmtDur(hcpu), fmtDur(ncpu), fmtDur(ccpu))
 	if hw > nw {
-		r.p("ScanTCP's work is all CPU, in this process and in the kernel on its behalf (the profile below: nearly all of it in system calls), so on a busy machine it is the one that suffers.")
+		r.p("netprobe sends as fast as the answers come back (up to 2000 unanswered); on a busy machine its system calls compete for the CPU (the profile below).")
 	} else {
 		r.p("nmap paces its probes by the replies it sees (its -T4 timing template adapts to the latency and the losses it measures), which on a busy machine makes it wait; " +
-			"ScanTCP keeps 2000 connects in flight and is bound by its system calls (the profile below).")
+			"netprobe keeps up to 2000 SYNs unanswered and is bound by its system calls (the profile below).")
 	}
 	r.p("In a hilt run the scan is check LA-01, once per device: with many devices at once, their scans' CPU adds up (§2).")
 	r.p("")
 	if s.Profile != "" {
-		r.p("Where ScanTCP spends its time (a CPU profile of one more run, `go tool pprof -top`):")
+		r.p("Where %s spends its time (a CPU profile of one more run, `go tool pprof -top`):", method)
 		r.p("")
 		r.p("```")
 		r.p("%s", s.Profile)
 		r.p("```")
 		r.p("")
 	}
-	r.row("full TCP port scan (65535 ports), netprobe.ScanTCP", fmtDur(hw), fmt.Sprint(len(s.Hilt)), "`nmap -p- -n -T4`: "+fmtDur(nw),
+	r.row("full TCP port scan (65535 ports), "+method, fmtDur(hw), fmt.Sprint(len(s.Hilt)), "`nmap -p- -n -T4`: "+fmtDur(nw),
 		ratio(hw.Seconds(), nw.Seconds()), "same open ports: "+yesNo(same), loadRange(append(scanUsages(s.Hilt), scanUsages(s.Nmap)...)))
 }
 
@@ -293,9 +308,17 @@ func (r *report) memory() {
 		r.p("No cgroup v2 figure: %v.", runs[0].Usage.CgroupErr)
 		r.p("")
 	}
+	start := ""
+	if r.Fleet != nil && len(r.Fleet.Starts) > 0 {
+		start = fmt.Sprintf(" A bare start of the executable is already %s of RSS (`hilt __refdev --list-flaws`: the Go runtime, the pages of the executable it touches, the packages' initialisation), which every process pays.",
+			fmtMB(medianOf(r.Fleet.Starts, func(u bench.Usage) int64 { return u.MaxRSS })))
+	}
 	if peak >= targetMemory {
 		r.p("**What bounds it.** Every process is a copy of the hilt executable (the Go runtime, the MQTT broker, Ginkgo and the suites, gopacket): each pays its own resident text and runtime, "+
-			"which RSS counts once per process. PSS, which shares those pages, is %s.", fmtMB(pss))
+			"which RSS counts once per process. PSS, which shares those pages, is %s.%s", fmtMB(pss), start)
+		r.p("")
+	} else if start != "" {
+		r.p("**What bounds it.** Three processes, each a copy of the hilt executable.%s", start)
 		r.p("")
 	}
 	r.row("single-device run: peak memory (hilt, check process, device)", fmtMB(peak), fmt.Sprint(len(runs)), "target 100 MB",
