@@ -21,6 +21,7 @@ import (
 	"github.com/hilt-project/hilt/harness/emu"
 	"github.com/hilt-project/hilt/harness/profile"
 	"github.com/hilt-project/hilt/harness/sim"
+	"github.com/hilt-project/hilt/internal/rundir"
 )
 
 // qemuBenchLog is the emulated bench's log (QEMU command lines, QEMU's output, boots,
@@ -51,7 +52,7 @@ func startQEMU(ctx context.Context, o Options, static *profile.Profile) (*profil
 	if err := qemuPreflight(o); err != nil {
 		return nil, nil, err
 	}
-	dir, err := os.MkdirTemp("", "hilt-qemu-")
+	dir, err := rundir.New(rundir.QEMURun)
 	if err != nil {
 		return nil, nil, fmt.Errorf("emulated bench: %w", err)
 	}

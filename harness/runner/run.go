@@ -108,6 +108,7 @@ func runAll(ctx context.Context, o Options, run *reports.Run, secrets *[]string)
 			return err
 		}
 	}
+	removeStale(ctx, o.Stdout)
 	p, stop, err := units(ctx, o)
 	if stop != nil {
 		defer stop()
@@ -161,20 +162,19 @@ func units(ctx context.Context, o Options) (*profile.Profile, func(), error) {
 	if n <= 0 {
 		n = 2
 	}
-	dir, err := os.MkdirTemp("", "hilt-bench-")
-	if err != nil {
-		return nil, nil, err
-	}
 	fmt.Fprintf(o.Stdout, "starting %d simulated unit(s)%s\n", n, flawNote(o.Flaws))
 	t0 := time.Now()
 	bo := o.Bench
-	bo.Devices, bo.Flaws, bo.Dir, bo.Exe, bo.Log = n, o.Flaws, dir, o.Exe, prefixWriter(o.Stdout, "  bench: ")
+	// The bench makes its own temporary folder, named after this process (hilt-sim-<pid>-...)
+	// so that a later run removes it if this one is killed; Close removes it.
+	bo.Devices, bo.Flaws, bo.Dir, bo.KeepDir, bo.Exe, bo.Log = n, o.Flaws, "", false, o.Exe, prefixWriter(o.Stdout, "  bench: ")
 	b, err := sim.Start(ctx, bo)
 	stop := func() {
 		if b != nil {
-			b.Close()
+			if err := b.Close(); err != nil {
+				fmt.Fprintf(o.Stdout, "hilt: stop the simulated bench: %v\n", err)
+			}
 		}
-		os.RemoveAll(dir)
 	}
 	if err != nil {
 		return nil, stop, fmt.Errorf("simulated bench: %w", err)
@@ -270,8 +270,10 @@ func runChild(ctx context.Context, o Options, p *profile.Profile, name, pins str
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{pw}
 	// Its own process group: a terminal's Ctrl-C reaches the child only through us, once,
-	// so Ginkgo interrupts the running check and runs its cleanup (restoring the unit).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	// so Ginkgo interrupts the running check and runs its cleanup (restoring the unit). If
+	// we die without stopping it, ParentDeathSignal makes it do the same on its own
+	// (InterruptOnParentDeath).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: ParentDeathSignal}
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 30 * time.Second
 	if err := cmd.Start(); err != nil {
@@ -310,6 +312,15 @@ func fillMissing(dr *reports.DeviceResult, selected []catalog.Check, interrupted
 	have := map[string]bool{}
 	for _, c := range dr.Checks {
 		have[c.ID] = true
+	}
+	if interrupted {
+		// Ginkgo calls the check it stopped "Interrupted by User": it was the run that was
+		// interrupted (Ctrl-C, SIGTERM, SIGHUP), and the child's cleanups ran.
+		for i, c := range dr.Checks {
+			if c.Verdict == reports.Error {
+				dr.Checks[i].Reason = strings.Replace(c.Reason, "Interrupted by User", "the run was interrupted; the check's cleanup ran", 1)
+			}
+		}
 	}
 	why := "not run"
 	switch {

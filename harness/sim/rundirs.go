@@ -54,3 +54,8 @@ func cleanupStaleRunDirs() ([]string, error) {
 	}
 	return removed, errors.Join(errs...)
 }
+
+// RemoveStaleRunDirs removes the temporary run folders of benches whose owning process
+// died without Close (SIGKILL, a crash) and returns them; Start does it too. Folders of
+// live benches, and kept folders, are left alone.
+func RemoveStaleRunDirs() ([]string, error) { return cleanupStaleRunDirs() }
