@@ -12,6 +12,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 
+	"github.com/hilt-project/hilt/drivers/mqtt"
 	"github.com/hilt-project/hilt/drivers/serial"
 	"github.com/hilt-project/hilt/harness/agent"
 	"github.com/hilt-project/hilt/harness/catalog"
@@ -177,19 +178,32 @@ func (c *C) Errorf(format string, a ...any) {
 func (c *C) Failf(format string, a ...any) { Fail(fmt.Sprintf(format, a...), 1) }
 
 // Must ends the check when err is not nil: a fault before any attack is an error;
-// after an attack, or a refusal of an authorised admin action, it is a failure.
+// after an attack, or a refusal of an authorised admin action, it is a failure. A fault
+// of the harness's own path to the device (serial port vanished, broker connection lost)
+// is an error even after an attack: it says nothing about the device.
 func (c *C) Must(err error, step string) {
 	if err == nil {
 		return
 	}
+	if fail, why := mustVerdict(err, c.attacked); fail {
+		c.Failf("%s: %s%v", step, why, err)
+	} else {
+		c.Errorf("%s: %s%v", step, why, err)
+	}
+}
+
+// mustVerdict classifies an error that ends a check (BASELINE.md, "Verdicts"): whether it
+// is a device failure, and the words that say why before the error itself.
+func mustVerdict(err error, attacked bool) (fail bool, why string) {
 	switch {
 	case agent.Refused(err):
-		c.Failf("%s: the device refused: %v", step, err)
-	case c.attacked && errors.Is(err, agent.ErrNoAnswer):
-		c.Failf("%s: the device stopped answering after the attack: %v", step, err)
-	default:
-		c.Errorf("%s: %v", step, err)
+		return true, "the device refused: "
+	case agent.LinkLost(err) || errors.Is(err, serial.ErrPortGone) || errors.Is(err, mqtt.ErrNotConnected):
+		return false, "the harness lost its link to the device (infrastructure): "
+	case attacked && errors.Is(err, agent.ErrNoAnswer):
+		return true, "the device stopped answering after the attack: "
 	}
+	return false, ""
 }
 
 // Restore snapshots the unit's configuration now and restores it when the check ends.

@@ -26,10 +26,16 @@ Exit codes: 0 every applicable check passed; 1 a device failed a check and nothi
 errored; 2 any error, bad input, no check selected, or an interrupted run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			// Ctrl-C, SIGTERM and a closed terminal (SIGHUP) interrupt the run: it stops
+			// the checks (their cleanups restore the units), writes the reports and exits 2.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 			defer stop()
+			// A closed output pipe (hilt run | head, or a tee that Ctrl-C ended first) must
+			// not kill the run half way through its cleanup: with SIGPIPE caught, writes to
+			// it fail and the run goes on to write its reports.
+			signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 			o.Stdout, o.Version = cmd.OutOrStdout(), version
-			bench.devices, bench.flaws, bench.bootTimeoutSec = o.Devices, o.Flaws, int(sim.DefaultBootTimeout.Seconds())
+			bench.devices, bench.flaws = o.Devices, o.Flaws
 			// Bad flags still end in a report that says what was wrong.
 			o.Bench, o.Invalid = bench.options(cmd.ErrOrStderr())
 			_, code := runner.Run(ctx, o)
@@ -43,6 +49,7 @@ errored; 2 any error, bad input, no check selected, or an interrupted run.`,
 	f.StringVar(&o.Device, "device", "", "device profile (YAML); default: simulated devices")
 	f.IntVar(&o.Devices, "devices", 2, "number of simulated devices when no --device is given")
 	bench.addBrokerFlags(f)
+	f.IntVar(&bench.bootTimeoutSec, "boot-timeout", int(sim.DefaultBootTimeout.Seconds()), "seconds each simulated device may take to boot (the profile's boot timeout: how long the harness waits for a unit to come back)")
 	f.StringArrayVar(&o.Flaws, "flaw", nil, "start hilt-started devices with this flaw (repeatable; see hilt sim --list-flaws)")
 	f.StringVar(&o.Out, "out", "out", "folder for reports and evidence")
 	f.StringVar(&o.LabelFilter, "label-filter", "", "run only checks whose labels match (e.g. 'cap:SU && !SU-09'; see docs/LABELS.md)")
@@ -62,7 +69,9 @@ func newCheckCmd() *cobra.Command {
 			}
 			o.Log = cmd.ErrOrStderr()
 			// hilt run interrupts a child with SIGINT; Ginkgo's own handler then stops
-			// the running check and runs its cleanup.
+			// the running check and runs its cleanup. If hilt run dies first (SIGKILL),
+			// its parent-death signal does the same, once.
+			defer runner.InterruptOnParentDeath(o.Log)()
 			if err := runner.Check(context.Background(), o); err != nil {
 				return err
 			}

@@ -17,7 +17,9 @@
 // forbidden output gives a *ForbiddenError (ErrForbiddenOutput); a port that vanishes
 // (USB adapter unplugged, pty master closed) gives a *GoneError (ErrPortGone) to every
 // pending and later Expect until Reopen brings it back (a power-cycled adapter, a device
-// whose USB console re-enumerates on reset).
+// whose USB console re-enumerates on reset). With WithAutoReopen a write to a vanished
+// port reopens it by its path first, waiting as long as the write's ctx allows, and fails
+// with a *GoneError naming the port when it does not come back.
 //
 // Package serialtest has a Fake console for unit tests of other packages and a
 // conformance checker (serialtest.TestConsole) that any Console can be held to.

@@ -18,9 +18,10 @@ const DefaultBaud = 115200
 type Option func(*config)
 
 type config struct {
-	baud   int
-	limit  int
-	logger io.Writer
+	baud       int
+	limit      int
+	logger     io.Writer
+	autoReopen bool
 }
 
 // WithBaud sets the line speed (default 115200; always 8 data bits, no parity, 1 stop bit).
@@ -35,6 +36,14 @@ func WithTranscriptLimit(bytes int) Option { return func(c *config) { c.limit = 
 // file). Writes to w happen on the reader goroutine; a failing w is dropped and its
 // error returned by Close.
 func WithLogger(w io.Writer) Option { return func(c *config) { c.logger = w } }
+
+// WithAutoReopen makes a write to a line that vanished (a USB adapter unplugged or
+// power-cycled) reopen the port by its path first, waiting for it to come back as long as
+// the write's ctx allows; if it does not come back in time the write fails with a
+// *GoneError naming the port. Output printed while the line was gone is lost, and an
+// Expect pending when it vanished still fails with ErrPortGone: what was in flight is
+// unknown.
+func WithAutoReopen() Option { return func(c *config) { c.autoReopen = true } }
 
 // Open opens the serial port at path (a tty, a pty, a symlink such as
 // /dev/serial/by-id/...) and starts reading it.
@@ -150,7 +159,24 @@ const reopenInterval = 50 * time.Millisecond
 func (p *port) Reopen(ctx context.Context) error {
 	p.reopenMu.Lock()
 	defer p.reopenMu.Unlock()
+	return p.reopenLocked(ctx)
+}
 
+// reopenIfGone reopens the line if it is gone (and nobody reopened it meanwhile).
+func (p *port) reopenIfGone(ctx context.Context) error {
+	p.reopenMu.Lock()
+	defer p.reopenMu.Unlock()
+	p.mu.Lock()
+	h := p.h
+	p.mu.Unlock()
+	if h != nil {
+		return nil
+	}
+	return p.reopenLocked(ctx)
+}
+
+// reopenLocked is Reopen; the caller holds reopenMu.
+func (p *port) reopenLocked(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -227,6 +253,23 @@ func (p *port) Write(ctx context.Context, b []byte) error {
 	p.mu.Lock()
 	h, closed := p.h, p.closed
 	p.mu.Unlock()
+	if h == nil && !closed && p.cfg.autoReopen {
+		p.t.mu.Lock()
+		cause := p.t.gone
+		p.t.mu.Unlock()
+		if err := p.reopenIfGone(ctx); err != nil {
+			if errors.Is(err, ErrPortClosed) {
+				return err
+			}
+			if cause == nil {
+				cause = errors.New("port is being reopened")
+			}
+			return &GoneError{Port: p.path, Last: p.t.last(), Err: fmt.Errorf("%w; it did not come back: %w", cause, err)}
+		}
+		p.mu.Lock()
+		h, closed = p.h, p.closed
+		p.mu.Unlock()
+	}
 	switch {
 	case closed:
 		return closedError(p.path, p.t.last())

@@ -368,3 +368,64 @@ func TestWriteHonoursContext(t *testing.T) {
 		t.Fatalf("got %v, want context.DeadlineExceeded", err)
 	}
 }
+
+// TestAutoReopen: with WithAutoReopen, a write to a vanished line waits for the port to
+// come back by its path and goes to the new line; when the port stays away the write fails
+// with a *GoneError naming the port.
+func TestAutoReopen(t *testing.T) {
+	cases := []struct {
+		name    string
+		comesUp bool
+	}{
+		{"comes back within the write's time", true},
+		{"stays away", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testCtx(t, 10*time.Second)
+			link := filepath.Join(t.TempDir(), "console")
+			dev1 := newPTY(t)
+			if err := os.Symlink(dev1.path, link); err != nil {
+				t.Fatal(err)
+			}
+			p, err := serial.Open(ctx, link, serial.WithAutoReopen())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			os.Remove(link)
+			dev1.master.Close() // unplugged
+			if err := expectErr(ctx, p); !errors.Is(err, serial.ErrPortGone) {
+				t.Fatalf("after unplug: got %v, want ErrPortGone", err)
+			}
+			if !tc.comesUp {
+				wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+				defer cancel()
+				err := p.Send(wctx, "ping")
+				var ge *serial.GoneError
+				if !errors.As(err, &ge) || ge.Port != link || !strings.Contains(err.Error(), link) {
+					t.Fatalf("Send to a port that stays away: got %v, want a *GoneError naming %s", err, link)
+				}
+				return
+			}
+			sent := make(chan error, 1)
+			go func() { sent <- p.Send(ctx, "ping") }()
+			dev2 := newPTY(t)
+			if err := os.Symlink(dev2.path, link); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-sent; err != nil {
+				t.Fatalf("Send across a replug: %v", err)
+			}
+			if got, err := dev2.ReadInput(ctx, 5); err != nil || string(got) != "ping\n" {
+				t.Errorf("the replugged device read %q, %v; want \"ping\\n\"", got, err)
+			}
+			if err := dev2.Output(ctx, []byte("pong\n")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.Expect(ctx, serial.Literal("pong")); err != nil {
+				t.Errorf("Expect after the replug: %v", err)
+			}
+		})
+	}
+}

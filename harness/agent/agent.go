@@ -46,6 +46,14 @@ func Refused(err error) bool { return Code(err) != "" }
 // transport to it broke: an infrastructure fault unless the check was attacking it.
 var ErrNoAnswer = errors.New("no answer from device")
 
+// ErrLinkLost is wrapped when the harness's own path to the device broke during a command
+// (the serial port vanished, the harness's broker connection was lost): an infrastructure
+// fault whatever the check did before, since it says nothing about the device.
+var ErrLinkLost = errors.New("the harness's link to the device was lost")
+
+// LinkLost reports whether err is a fault of the harness's path to the device.
+func LinkLost(err error) bool { return errors.Is(err, ErrLinkLost) }
+
 // Call sends a command and decodes its result into out (which may be nil).
 func Call(ctx context.Context, t Transport, auth *wire.Auth, cmd string, args map[string]any, out any) error {
 	raw, err := t.Do(ctx, auth, cmd, args)

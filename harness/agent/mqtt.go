@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync/atomic"
@@ -46,8 +47,12 @@ func (m *MQTT) Do(ctx context.Context, auth *wire.Auth, cmd string, args map[str
 	}
 	rec := m.c.Recorder()
 	mark := rec.Mark()
+	lost := m.c.Status().Lost
 	respTopic := Topic(m.prefix, m.id, "resp")
 	if err := m.c.Publish(ctx, Topic(m.prefix, m.id, "cmd"), b, 1, false); err != nil {
+		if st := m.c.Status(); errors.Is(err, mqtt.ErrNotConnected) || st.Lost != lost || !st.Connected {
+			return nil, fmt.Errorf("%s: %s over mqtt: %w: %w", m.device, cmd, ErrLinkLost, err)
+		}
 		return nil, fmt.Errorf("%s: %s over mqtt: %w: %w", m.device, cmd, ErrNoAnswer, err)
 	}
 	var resp wire.Response
@@ -63,6 +68,12 @@ func (m *MQTT) Do(ctx context.Context, auth *wire.Auth, cmd string, args map[str
 		return true
 	})
 	if err != nil {
+		if st := m.c.Status(); st.Lost != lost || !st.Connected {
+			// The harness's own connection to the broker broke meanwhile (or was down
+			// already): the answer may have been lost with it, so the silence says nothing
+			// about the device.
+			return nil, fmt.Errorf("%s: %s over mqtt (answer awaited on %s): %w (%v): %w", m.device, cmd, respTopic, ErrLinkLost, st.LastErr, err)
+		}
 		return nil, fmt.Errorf("%s: %s over mqtt (answer awaited on %s): %w: %w", m.device, cmd, respTopic, ErrNoAnswer, err)
 	}
 	return decodeResponse(m.device, "mqtt", cmd, resp)

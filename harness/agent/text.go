@@ -2,13 +2,17 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
 
+	"github.com/hilt-project/hilt/drivers/serial"
 	"github.com/hilt-project/hilt/wire"
 )
 
@@ -40,6 +44,9 @@ type text struct {
 	closer        func() error
 	// loggedIn is the credential the session is logged in with, if any.
 	loggedIn *wire.Auth
+	// unsynced is set when a command got no answer (a timeout, a lost link): its answer
+	// may still come and must not be taken for the next command's (see resync).
+	unsynced bool
 }
 
 // positional lists, per command, the JSON argument names in console order.
@@ -73,6 +80,9 @@ func (t *text) Close() error {
 
 // Do implements Transport. It logs in or out first so that the session matches auth.
 func (t *text) Do(ctx context.Context, auth *wire.Auth, cmd string, args map[string]any) (json.RawMessage, error) {
+	if err := t.resync(ctx); err != nil {
+		return nil, err
+	}
 	if err := t.ensureAuth(ctx, auth); err != nil {
 		return nil, err
 	}
@@ -88,6 +98,9 @@ func (t *text) Do(ctx context.Context, auth *wire.Auth, cmd string, args map[str
 
 // Raw sends a line exactly as given (for malformed-input checks) and returns the answer.
 func (t *text) Raw(ctx context.Context, auth *wire.Auth, line string) (json.RawMessage, error) {
+	if err := t.resync(ctx); err != nil {
+		return nil, err
+	}
 	if err := t.ensureAuth(ctx, auth); err != nil {
 		return nil, err
 	}
@@ -97,11 +110,13 @@ func (t *text) Raw(ctx context.Context, auth *wire.Auth, line string) (json.RawM
 
 func (t *text) roundTrip(ctx context.Context, cmd, line string) (json.RawMessage, error) {
 	if err := t.io.send(ctx, line); err != nil {
-		return nil, fmt.Errorf("%s: send %s over %s: %w: %w", t.device, cmd, t.iface, ErrNoAnswer, err)
+		t.unsynced = true
+		return nil, fmt.Errorf("%s: send %s over %s: %w: %w", t.device, cmd, t.iface, noAnswer(err), err)
 	}
 	ok, rest, err := t.io.answer(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s over %s: %w: %w", t.device, cmd, t.iface, ErrNoAnswer, err)
+		t.unsynced = true
+		return nil, fmt.Errorf("%s: %s over %s: %w: %w", t.device, cmd, t.iface, noAnswer(err), err)
 	}
 	if ok {
 		if strings.TrimSpace(rest) == "" {
@@ -223,4 +238,46 @@ func argString(v any) string {
 	default:
 		return fmt.Sprint(x)
 	}
+}
+
+// noAnswer classifies a transport error: a vanished serial port is the harness's link
+// lost (ErrLinkLost), anything else the device's silence (ErrNoAnswer).
+func noAnswer(err error) error {
+	if errors.Is(err, serial.ErrPortGone) {
+		return ErrLinkLost
+	}
+	return ErrNoAnswer
+}
+
+// resync brings the transport back in step with the device after a command that got no
+// answer. The text protocol has no correlation IDs: a late answer to that command, or one
+// printed while the serial port was away and delivered once it came back, would be taken
+// for the next command's. So before the next command the transport sends `sign <nonce>`
+// (a protocol command without side effects), discards every answer before the one that
+// carries the nonce, and logs out, since the lost command may have changed the login.
+func (t *text) resync(ctx context.Context) error {
+	if !t.unsynced {
+		return nil
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	nonce := hex.EncodeToString(b[:])
+	if err := t.io.send(ctx, "sign "+nonce); err != nil {
+		return fmt.Errorf("%s: resynchronise over %s after a lost answer: %w: %w", t.device, t.iface, noAnswer(err), err)
+	}
+	for {
+		ok, rest, err := t.io.answer(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: resynchronise over %s after a lost answer: %w: %w", t.device, t.iface, noAnswer(err), err)
+		}
+		if ok && strings.Contains(rest, `"`+nonce+`"`) {
+			break
+		}
+	}
+	t.unsynced = false
+	t.loggedIn = nil
+	if _, err := t.roundTrip(ctx, "logout", "logout"); err != nil && !Refused(err) {
+		return err
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hilt-project/hilt/drivers/serial"
 	"github.com/hilt-project/hilt/wire"
 )
 
@@ -148,4 +149,79 @@ func FuzzDecodeResponse(f *testing.F) {
 			t.Fatalf("a refusal gave result %s, error %v", res, err)
 		}
 	})
+}
+
+// lossy is a lineIO whose answers can fail; "SIGN" answers the last sign command with
+// its nonce.
+type lossy struct {
+	sent    []string
+	answers []any // string or error
+}
+
+func (l *lossy) send(_ context.Context, line string) error {
+	l.sent = append(l.sent, line)
+	return nil
+}
+
+func (l *lossy) answer(context.Context) (bool, string, error) {
+	if len(l.answers) == 0 {
+		return false, "", errors.New("no more answers")
+	}
+	a := l.answers[0]
+	l.answers = l.answers[1:]
+	if err, ok := a.(error); ok {
+		return false, "", err
+	}
+	s := a.(string)
+	if s == "SIGN" {
+		nonce := strings.TrimPrefix(l.sent[len(l.sent)-1], "sign ")
+		s = `OK {"id":"rd-1","nonce":"` + nonce + `","sig":"x"}`
+	}
+	ok, rest := parseAnswer(s + "\n")
+	return ok, rest, nil
+}
+
+// TestTextResync: after a command whose answer was lost, the late answer is not taken for
+// the next command's: the transport resynchronises on a nonce and logs out first. A lost
+// serial port is the harness's link lost, a silent device no answer.
+func TestTextResync(t *testing.T) {
+	gone := &serial.GoneError{Port: "/dev/ttyUSB0", Err: errors.New("read: EIO")}
+	timeout := &serial.TimeoutError{Port: "/dev/ttyUSB0", Want: "answer", Err: context.DeadlineExceeded}
+	cases := []struct {
+		name     string
+		lost     error
+		sentinel error
+	}{
+		{"port vanished", gone, ErrLinkLost},
+		{"no answer in time", timeout, ErrNoAnswer},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			io := &lossy{answers: []any{
+				tc.lost,                     // config.get: lost
+				`OK {"settings":{"a":"1"}}`, // its late answer
+				"SIGN",                      // the resync
+				"ERR auth not logged in",    // logout
+				`OK {"interfaces":{"console":true}}`,
+			}}
+			tr := &text{device: "dev1", iface: "console", io: io}
+			_, err := tr.Do(context.Background(), nil, "config.get", nil)
+			if !errors.Is(err, tc.sentinel) || !strings.Contains(err.Error(), "/dev/ttyUSB0") {
+				t.Fatalf("lost answer: got %v, want %v naming the port", err, tc.sentinel)
+			}
+			if tc.sentinel == ErrLinkLost && errors.Is(err, ErrNoAnswer) {
+				t.Errorf("a vanished port reads as the device's silence: %v", err)
+			}
+			r, err := tr.Do(context.Background(), nil, "iface.list", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(r), "interfaces") {
+				t.Errorf("iface.list got %s: a stale answer", r)
+			}
+			if len(io.sent) != 4 || !strings.HasPrefix(io.sent[1], "sign ") || io.sent[2] != "logout" || io.sent[3] != "iface.list" {
+				t.Errorf("sent %q, want config.get, sign <nonce>, logout, iface.list", io.sent)
+			}
+		})
+	}
 }

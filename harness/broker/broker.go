@@ -136,6 +136,8 @@ type Broker struct {
 	events   []Event
 	changed  chan struct{} // closed and replaced on every new event
 	closed   bool
+	stopped  bool       // by Stop, until Resume (restart.go)
+	restart  sync.Mutex // serialises Stop, Resume and Close's use of server
 }
 
 // Start starts the embedded broker. The listeners are open when it returns.
@@ -190,6 +192,9 @@ func Start(ctx context.Context, opts Options) (*Broker, error) {
 	})
 	if err := b.server.AddHook(&hook{b: b}, nil); err != nil {
 		return nil, fmt.Errorf("broker: add auth hook: %w", err)
+	}
+	if err := b.server.AddHook(newTakeoverGuard(b.server), nil); err != nil {
+		return nil, fmt.Errorf("broker: add takeover guard: %w", err)
 	}
 
 	var err error
@@ -332,7 +337,13 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.closed = true
+	stopped := b.stopped
 	b.mu.Unlock()
+	b.restart.Lock()
+	defer b.restart.Unlock()
+	if stopped {
+		return nil
+	}
 	return b.server.Close()
 }
 

@@ -78,7 +78,7 @@ func FirstContact(ctx context.Context, p *profile.Profile, name string) (Pin, er
 	if !ok {
 		return Pin{}, fmt.Errorf("no instance %q in profile %s", name, p.Path)
 	}
-	port, err := serial.Open(ctx, in.Serial.Port, serial.WithBaud(in.Serial.Baud))
+	port, err := serial.Open(ctx, in.Serial.Port, serial.WithBaud(in.Serial.Baud), serial.WithAutoReopen())
 	if err != nil {
 		return Pin{}, fmt.Errorf("%s: open console: %w", name, err)
 	}
@@ -108,7 +108,7 @@ func untilAnswer(ctx context.Context, limit time.Duration, fn func(context.Conte
 		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
 		err := fn(cctx)
 		ccancel()
-		if err == nil || !errors.Is(err, agent.ErrNoAnswer) || ctx.Err() != nil {
+		if err == nil || !(errors.Is(err, agent.ErrNoAnswer) || agent.LinkLost(err)) || ctx.Err() != nil {
 			return err
 		}
 	}
@@ -130,7 +130,7 @@ func Open(ctx context.Context, p *profile.Profile, name string, opts ...Option) 
 			s.Close()
 		}
 	}()
-	s.Port, err = serial.Open(ctx, in.Serial.Port, serial.WithBaud(in.Serial.Baud))
+	s.Port, err = serial.Open(ctx, in.Serial.Port, serial.WithBaud(in.Serial.Baud), serial.WithAutoReopen())
 	if err != nil {
 		return nil, fmt.Errorf("%s: open console %s: %w", name, in.Serial.Port, err)
 	}

@@ -134,6 +134,11 @@ func (s *statusWaiter) close() {
 type mosquittoBackend struct {
 	m *broker.Mosquitto
 	statusWaiter
+	// exe is the mosquitto executable; restarted is the process the fault control started
+	// after stopping the first one (faultctl.go).
+	exe       string
+	faultMu   sync.Mutex
+	restarted *restartedMosquitto
 }
 
 func startMosquitto(ctx context.Context, dir string, ca *pki.CA, leaf *pki.Leaf, h broker.Account, devices []broker.Account, opts Options) (*mosquittoBackend, error) {
@@ -148,7 +153,7 @@ func startMosquitto(ctx context.Context, dir string, ca *pki.CA, leaf *pki.Leaf,
 	if err != nil {
 		return nil, err
 	}
-	return &mosquittoBackend{m: m, statusWaiter: statusWaiter{url: m.URL(), h: h, ca: ca.CertPEM(), prefix: opts.TopicPrefix}}, nil
+	return &mosquittoBackend{m: m, exe: "mosquitto", statusWaiter: statusWaiter{url: m.URL(), h: h, ca: ca.CertPEM(), prefix: opts.TopicPrefix}}, nil
 }
 
 func (m *mosquittoBackend) kind() string            { return KindMosquitto }
@@ -185,6 +190,10 @@ func (m *mosquittoBackend) waitConnected(ctx context.Context, user, id string, f
 }
 func (m *mosquittoBackend) close() error {
 	m.statusWaiter.close()
+	if m.stopRestarted() {
+		m.m.Close() // reports the first process's exit, which the fault control caused
+		return nil
+	}
 	return m.m.Close()
 }
 

@@ -80,8 +80,9 @@ type device struct {
 	mqtt    broker.Account
 	admin   profile.Credential
 
-	slave      *os.File // held for the bench's lifetime
-	serialPath string
+	slave      *os.File // the bench's end of the console (the adapter's slave as first plugged)
+	serialPath string   // the console link, <dir>/console
+	cable      *cable
 	notifyR    *os.File
 	cmd        *exec.Cmd
 	started    time.Time
@@ -122,6 +123,7 @@ func (d *device) info() DeviceInfo {
 		DataDir:        d.dataDir,
 		PubKey:         d.pubkey,
 	}
+	di.Address6, di.HarnessAddress6 = d.host.Address6, d.host.HarnessAddress6
 	if d.cmd != nil && d.cmd.Process != nil {
 		di.PID = d.cmd.Process.Pid
 	}
@@ -162,11 +164,19 @@ func (d *device) start(b *Bench, exe string, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: open a pty: %w", d.name, err)
 	}
-	d.slave, d.serialPath = slave, slave.Name()
 	if err := makeRaw(slave); err != nil {
 		master.Close()
-		return fmt.Errorf("%s: console %s: %w", d.name, d.serialPath, err)
+		slave.Close()
+		return fmt.Errorf("%s: console %s: %w", d.name, slave.Name(), err)
 	}
+	// The harness reaches the console through an adapter the bench can unplug (cable.go).
+	d.cable, err = newCable(d.name, consoleLink(d.dir), slave)
+	if err != nil {
+		master.Close()
+		slave.Close()
+		return err
+	}
+	d.slave, d.serialPath = d.cable.benchSlave(), d.cable.link
 	notifyR, notifyW, err := os.Pipe()
 	if err != nil {
 		master.Close()
@@ -196,7 +206,7 @@ func (d *device) start(b *Bench, exe string, args []string) error {
 		"--console-fd", "3",
 		"--notify-fd", "4",
 		"--listen", d.host.Address.String(),
-	}, args...)
+	}, append(listenArgs6(d.host), args...)...)
 	cmd := d.host.Command(exe, full...)
 	cmd.Dir = d.dir
 	cmd.ExtraFiles = []*os.File{master, notifyW}
@@ -364,7 +374,10 @@ func (d *device) stop(grace time.Duration) error {
 			_ = signalGroup(pid, syscall.SIGKILL)
 		}
 	}
-	for _, f := range append([]*os.File{d.slave, d.notifyR}, d.logFiles...) {
+	if d.cable != nil {
+		d.cable.close()
+	}
+	for _, f := range append([]*os.File{d.notifyR}, d.logFiles...) {
 		if f != nil {
 			f.Close()
 		}

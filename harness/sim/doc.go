@@ -12,9 +12,15 @@
 //
 // Devices are started as `<Exe> __refdev --hw HW --data DATA --console-fd 3 --notify-fd 4
 // --listen ADDR [--flaw NAME]...` inside their namespace. fd 3 is the pty's master (the
-// bench keeps a slave fd open for its lifetime, so the device never reads EIO and its early
-// output waits in the pty until someone reads it), fd 4 a pipe on which the device writes
-// `ready {"id":"...","boot":N}` after every boot.
+// bench keeps the slave open for its lifetime, so the device never reads EIO, and relays it
+// to a second pty, the "USB adapter", that the harness opens through the link devN/console:
+// cable.go), fd 4 a pipe on which the device writes `ready {"id":"...","boot":N}` after every
+// boot.
+//
+// The fault control (faultctl.go; docs/SIM.md, "Faults") is a unix socket, faults.sock in
+// the run folder, through which a test unplugs and replugs a device's console adapter and
+// stops, starts or restarts the broker; Bench.Unplug, Replug and BrokerFault do the same
+// in Go.
 //
 // Running the tests: as root they make namespaces (`sudo go test ./harness/sim/...`), as
 // anyone else they exercise the loopback fallback only. They build a small fake device
