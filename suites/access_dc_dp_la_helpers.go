@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -278,4 +279,338 @@ func (e *Env) restore(ctx SpecContext, c *C) {
 		}
 	}, NodeTimeout(e.S.Profile.Timeouts.Check.Duration))
 	c.Restore(ctx)
+}
+
+// LA-05 times attempts against lockouts it sets. The lockout it sets lasts at least
+// lockoutRTTs of the slowest answers the device gave so far, and at least a second (the
+// protocol's minimum), so that the attempts it judges land well inside it on a busy host.
+// An attempt is judged by the times taken around it: one that ended before the earliest
+// end the lock can have must have been refused; one that started after its latest end may
+// succeed. An attempt that was accepted but ended after the earliest end proves nothing
+// either way: the step is repeated with a lockout twice as long, at most lockoutTries times.
+const (
+	lockoutRTTs   = 5
+	lockoutTries  = 3
+	lockoutMargin = 3 * time.Second // how long past a lock's latest end the harness waits for it to lift
+	lockoutPoll   = 100 * time.Millisecond
+)
+
+// lockoutSeconds is the lockout_seconds to set for a device whose slowest answer took rtt.
+func lockoutSeconds(rtt time.Duration) int {
+	s := int((lockoutRTTs*rtt + time.Second - 1) / time.Second)
+	return min(max(s, 1), 3600)
+}
+
+// attempt is one timed authentication attempt: when it was sent, when its answer came,
+// and the refusal, if any.
+type attempt struct {
+	start, end time.Time
+	err        error
+}
+
+// lockJudgement is what an attempt made during a lock shows.
+type lockJudgement int
+
+const (
+	lockHeld    lockJudgement = iota // refused
+	lockMissing                      // accepted, although it ended while the lock had to hold
+	lockUnsure                       // accepted, but it ended when the lock may have run out
+)
+
+// judgeLock judges a, made during a lock of length d that began no earlier than from.
+func judgeLock(a attempt, from time.Time, d time.Duration) lockJudgement {
+	switch {
+	case a.err != nil:
+		return lockHeld
+	case a.end.Before(from.Add(d)):
+		return lockMissing
+	default:
+		return lockUnsure
+	}
+}
+
+// lockoutProbe times authentication attempts on one interface for LA-05. The settings
+// change and the reboots go over the console, so that the admin logins they need do not
+// reset the count of failures on the interface probed.
+type lockoutProbe struct {
+	e        *Env
+	c        *C
+	t        agent.Transport
+	seconds  int           // lockout_seconds as set
+	rtt      time.Duration // the slowest answer to an attempt so far
+	lockedBy *attempt      // the attempt that set off the lock now on, if any
+	log      []string
+	start    time.Time
+}
+
+// lock is the lockout time as set.
+func (l *lockoutProbe) lock() time.Duration { return time.Duration(l.seconds) * time.Second }
+
+// logf adds a line to the timed log of attempts.
+func (l *lockoutProbe) logf(format string, a ...any) {
+	if l.start.IsZero() {
+		l.start = time.Now()
+	}
+	l.log = append(l.log, fmt.Sprintf("%8.3fs ", time.Since(l.start).Seconds())+fmt.Sprintf(format, a...))
+}
+
+// attempt makes one authentication attempt (config.get as auth) and times it. A fault
+// other than a refusal ends the check.
+func (l *lockoutProbe) attempt(ctx context.Context, auth *wire.Auth, what string) attempt {
+	if l.start.IsZero() {
+		l.start = time.Now()
+	}
+	a := attempt{start: time.Now()}
+	a.err = l.e.do(ctx, l.t, auth, "config.get", nil, nil)
+	a.end = time.Now()
+	l.rtt = max(l.rtt, a.end.Sub(a.start))
+	l.log = append(l.log, fmt.Sprintf("%8.3fs %s: %s (%s)", a.start.Sub(l.start).Seconds(), what, outcome(a.err), a.end.Sub(a.start).Round(time.Millisecond)))
+	if a.err != nil && !agent.Refused(a.err) {
+		l.c.Must(a.err, what)
+	}
+	return a
+}
+
+// wrong makes one attempt with a wrong password; it must be refused.
+func (l *lockoutProbe) wrong(ctx context.Context, what string) attempt {
+	a := l.attempt(ctx, &wire.Auth{User: l.e.S.Admin.User, Pass: wrongPassword()}, what)
+	if a.err == nil {
+		l.c.Failf("%s over %s: a wrong password was accepted", what, l.t.Iface())
+	}
+	return a
+}
+
+// wrongs makes n attempts with wrong passwords and returns the last.
+func (l *lockoutProbe) wrongs(ctx context.Context, n int, what string) attempt {
+	var a attempt
+	for i := 1; i <= n; i++ {
+		a = l.wrong(ctx, fmt.Sprintf("%s: wrong password %d of %d", what, i, n))
+	}
+	return a
+}
+
+// valid makes one attempt with the valid password.
+func (l *lockoutProbe) valid(ctx context.Context, what string) attempt {
+	return l.attempt(ctx, l.e.S.Admin, what)
+}
+
+// set changes a setting as admin on the console.
+func (l *lockoutProbe) set(ctx context.Context, key, value string) {
+	l.logf("set %s to %s on the console", key, value)
+	l.c.Must(l.e.S.Set(ctx, key, value), fmt.Sprintf("set %s to %s", key, value))
+}
+
+// setLockout sets lockout_seconds long enough for the answers seen so far, and at least
+// twice the previous one when a step is tried again.
+func (l *lockoutProbe) setLockout(ctx context.Context, again bool) {
+	s := lockoutSeconds(l.rtt)
+	if again {
+		s = min(max(s, 2*l.seconds), 3600)
+	}
+	l.seconds = s
+	l.logf("slowest answer so far %s", l.rtt.Round(time.Millisecond))
+	l.set(ctx, "lockout_seconds", strconv.Itoa(s))
+}
+
+// measure times the valid password and a wrong one (a device may answer a wrong password
+// more slowly), and sets lockout_seconds after the slower answer. Each step after it
+// starts with the valid password, which sets the count of failures back to zero.
+func (l *lockoutProbe) measure(ctx context.Context) {
+	if a := l.valid(ctx, "valid password, to time the answers"); a.err != nil {
+		l.c.Errorf("the valid password is refused over %s before any wrong one: %v", l.t.Iface(), a.err)
+	}
+	l.wrong(ctx, "wrong password, to time the answers")
+	l.setLockout(ctx, false)
+}
+
+// tries runs step until it gives a sure result, with a longer lockout each time again. A
+// device that answers too slowly for any of the tries errors the check.
+func (l *lockoutProbe) tries(ctx context.Context, what string, step func() (sure bool)) {
+	for i := 1; ; i++ {
+		if step() {
+			return
+		}
+		if i == lockoutTries {
+			l.c.Errorf("%s: the answers came too slowly to judge the lockout even with lockout_seconds %d (slowest %s)", what, l.seconds, l.rtt.Round(time.Millisecond))
+		}
+		l.logf("%s: an answer came after the lock could have run out: again with a longer lockout", what)
+		l.setLockout(ctx, true)
+	}
+}
+
+// waitUntil waits until t or the end of ctx.
+func waitUntil(ctx context.Context, t time.Time) {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+	case <-timer.C:
+	}
+}
+
+// first makes sure the count starts from zero: the valid password, which must work.
+func (l *lockoutProbe) first(ctx context.Context, n int) {
+	if a := l.valid(ctx, fmt.Sprintf("threshold %d: valid password first", n)); a.err != nil {
+		l.c.Errorf("threshold %d: the valid password is refused before any wrong one: %v", n, a.err)
+	}
+}
+
+// belowThreshold checks that n-1 wrong passwords do not lock the interface: the valid
+// password still works after them (and sets the count back to zero). It reports false,
+// having waited for the lock it found to lift, when they do.
+func (l *lockoutProbe) belowThreshold(ctx context.Context, f *findings, n int) bool {
+	if n < 2 {
+		return true
+	}
+	l.wrongs(ctx, n-1, fmt.Sprintf("threshold %d", n))
+	a := l.valid(ctx, fmt.Sprintf("threshold %d: valid password after %d wrong", n, n-1))
+	if a.err == nil {
+		return true
+	}
+	f.add("threshold %d: the valid password was refused after only %s: %v", n, wrongPasswords(n-1), a.err)
+	l.awaitUnlock(ctx, f, n, a)
+	return false
+}
+
+// lockedCode checks that a refusal during a lock says locked.
+func (l *lockoutProbe) lockedCode(f *findings, n int, a attempt) {
+	if code := agent.Code(a.err); code != wire.CodeLocked {
+		f.add("threshold %d: during the lockout the valid password is refused with %q, want %q", n, code, wire.CodeLocked)
+	}
+}
+
+// threshold sets the threshold to n and checks that n-1 wrong passwords do not lock the
+// interface, that n do, that the lock refuses the valid password until shortly before
+// its end, and that it lifts after it. It reports false when an answer came too late to
+// tell.
+func (l *lockoutProbe) threshold(ctx context.Context, f *findings, n int) (sure bool) {
+	l.set(ctx, "lockout_threshold", strconv.Itoa(n))
+	l.first(ctx, n)
+	if !l.belowThreshold(ctx, f, n) {
+		return true
+	}
+	last := l.wrongs(ctx, n, fmt.Sprintf("threshold %d", n))
+	a := l.valid(ctx, fmt.Sprintf("threshold %d: valid password right after %d wrong", n, n))
+	switch judgeLock(a, last.start, l.lock()) {
+	case lockUnsure:
+		return false
+	case lockMissing:
+		f.add("threshold %d: after %d wrong passwords in a row the valid one still works: no lockout", n, n)
+		return true
+	}
+	l.lockedCode(f, n, a)
+	// Once more shortly before the earliest end of the lock: it must still hold.
+	guard := max(250*time.Millisecond, 3*l.rtt)
+	if at := last.start.Add(l.lock() - guard); time.Until(at) > 0 {
+		waitUntil(ctx, at)
+		a = l.valid(ctx, fmt.Sprintf("threshold %d: valid password shortly before the lockout ends", n))
+		if judgeLock(a, last.start, l.lock()) == lockMissing {
+			f.add("threshold %d: the lock lifted after %s, shorter than lockout_seconds %d", n, a.end.Sub(last.start).Round(time.Millisecond), l.seconds)
+			return true
+		}
+	}
+	l.awaitUnlock(ctx, f, n, last)
+	return true
+}
+
+// awaitUnlock waits until the latest end of the lock that the attempt from set off, then
+// tries the valid password until it works, for at most lockoutMargin more.
+func (l *lockoutProbe) awaitUnlock(ctx context.Context, f *findings, n int, from attempt) {
+	end := from.end.Add(l.lock())
+	waitUntil(ctx, end)
+	ok, _ := pollUntil(ctx, lockoutMargin+2*l.rtt, max(lockoutPoll, l.rtt), func(ctx context.Context) bool {
+		return l.valid(ctx, fmt.Sprintf("threshold %d: valid password after the lockout", n)).err == nil
+	})
+	took := time.Since(from.start).Round(time.Millisecond)
+	l.lockedBy = nil
+	if !ok {
+		f.add("threshold %d: the valid password still fails %s after the lockout started (lockout_seconds %d)", n, took, l.seconds)
+		l.set(ctx, "lockout_threshold", "0") // to lift the lock
+		return
+	}
+	l.c.Note("threshold %d: locked, lifted %s after the attempt that set it off (lockout_seconds %d)", n, took, l.seconds)
+}
+
+// acrossReboot sets the threshold to n and checks that the count of failures survives a
+// reboot: n-1 wrong passwords, a reboot, one more, and the lock must be on. It leaves the
+// interface locked when it is. It reports false when an answer came too late to tell.
+func (l *lockoutProbe) acrossReboot(ctx context.Context, f *findings, n int) (sure bool) {
+	l.set(ctx, "lockout_threshold", strconv.Itoa(n))
+	l.first(ctx, n)
+	if !l.belowThreshold(ctx, f, n) {
+		return true
+	}
+	l.wrongs(ctx, n-1, fmt.Sprintf("threshold %d, before a reboot", n))
+	l.logf("reboot")
+	t0 := time.Now()
+	l.c.Must(l.e.S.Reboot(ctx), "reboot the device one failed login short of the lockout")
+	took := time.Since(t0).Round(time.Millisecond)
+	l.logf("rebooted in %s", took)
+	// Settings lost at a reboot are DC-01's to find; the count cannot be judged without them.
+	have, err := l.e.settingsOver(ctx, wire.IfaceConsole)
+	l.c.Must(err, "read the settings on the console after the reboot")
+	if have["lockout_threshold"] != strconv.Itoa(n) || have["lockout_seconds"] != strconv.Itoa(l.seconds) {
+		l.logf("after the reboot lockout_threshold is %s, lockout_seconds %s", have["lockout_threshold"], have["lockout_seconds"])
+		l.c.Note("the lockout settings did not survive the reboot (lockout_threshold %s, lockout_seconds %s; set %d and %d): whether the count of failed logins does is not judged",
+			have["lockout_threshold"], have["lockout_seconds"], n, l.seconds)
+		return true
+	}
+	last := l.wrong(ctx, fmt.Sprintf("threshold %d, after the reboot: wrong password %d of %d", n, n, n))
+	a := l.valid(ctx, fmt.Sprintf("threshold %d: valid password after %d wrong, %d of them before a reboot", n, n, n-1))
+	switch judgeLock(a, last.start, l.lock()) {
+	case lockUnsure:
+		return false
+	case lockHeld:
+		l.lockedCode(f, n, a)
+		l.lockedBy = &last
+		l.c.Note("threshold %d: %s, a reboot, one more: locked (the reboot took %s)", n, wrongPasswords(n-1), took)
+		return true
+	}
+	// Tell a count lost at the reboot from a threshold not kept.
+	last = l.wrongs(ctx, n, fmt.Sprintf("threshold %d, no reboot", n))
+	a = l.valid(ctx, fmt.Sprintf("threshold %d: valid password right after %d wrong, no reboot", n, n))
+	before := fmt.Sprintf("threshold %d: after %s, a reboot and one more, the valid password works", n, wrongPasswords(n-1))
+	switch judgeLock(a, last.start, l.lock()) {
+	case lockHeld:
+		l.lockedBy = &last
+		f.add("%s, while %s without a reboot lock it: the count of failed logins does not survive a reboot", before, wrongPasswords(n))
+	case lockMissing:
+		f.add("%s (and %s without a reboot do not lock it either)", before, wrongPasswords(n))
+	default:
+		f.add("%s (without a reboot, the answer came too late to tell whether %s lock it)", before, wrongPasswords(n))
+	}
+	return true
+}
+
+// wrongPasswords says "1 wrong password", "2 wrong passwords".
+func wrongPasswords(n int) string {
+	if n == 1 {
+		return "1 wrong password"
+	}
+	return fmt.Sprintf("%d wrong passwords", n)
+}
+
+// disabled switches lockout off (lockout_threshold 0) and checks that the valid password
+// works before and after 8 wrong ones. A lock still on from before may run out first.
+func (l *lockoutProbe) disabled(ctx context.Context, f *findings) {
+	l.set(ctx, "lockout_threshold", "0")
+	a := l.valid(ctx, "lockout off: valid password first")
+	switch {
+	case a.err != nil && l.lockedBy != nil && agent.Code(a.err) == wire.CodeLocked:
+		l.c.Note("the lock set before lockout was switched off still held: waited for it to run out")
+		l.awaitUnlock(ctx, f, 0, *l.lockedBy)
+	case a.err != nil:
+		f.add("with lockout off (lockout_threshold 0), the valid password was refused before any wrong one: %v", a.err)
+	}
+	l.wrongs(ctx, 8, "lockout off")
+	if a := l.valid(ctx, "lockout off: valid password after 8 wrong"); a.err != nil {
+		f.add("with lockout off (lockout_threshold 0), the valid password was refused after 8 wrong ones: %v", a.err)
+	}
+}
+
+// unlock waits for a lock still on to run out.
+func (l *lockoutProbe) unlock(ctx context.Context, f *findings, n int) {
+	if l.lockedBy != nil {
+		l.awaitUnlock(ctx, f, n, *l.lockedBy)
+	}
 }

@@ -40,11 +40,20 @@ func (e *Env) identity() {
 		}
 		var own wire.Info
 		c.Must(e.S.Call(ctx, wire.IfaceConsole, "id", nil, &own), "read the ID on the console")
+		ownKey := base64.StdEncoding.EncodeToString(e.S.Key)
+		var f findings
 		for _, p := range e.Fleet {
-			if p.Name != e.S.Name && p.ID == own.ID {
-				c.Failf("unit %s has the same logical ID %q as unit %s: IDs are not unique across units of one firmware", e.S.Name, own.ID, p.Name)
+			if p.Name == e.S.Name || p.ID != own.ID {
+				continue
 			}
+			why := "and the same identity key: the two cannot be told apart"
+			if p.PubKey != ownKey {
+				why = "though their identity keys differ: they are distinct units, so the ID derives from something units share (the firmware, a production batch), not from what is each unit's own"
+			}
+			f.add("unit %s has the same logical ID %q as unit %s, %s", e.S.Name, own.ID, p.Name, why)
 		}
+		f.failIfAny(c, "IDs are not unique across units of one firmware")
+		c.Note("ID %s is unit %s's alone among %d units", own.ID, e.S.Name, len(e.Fleet))
 	})
 
 	e.check("DI-03", func(ctx SpecContext, c *C) {

@@ -62,7 +62,7 @@ func (e *Env) interfaces() {
 		if tested == 0 {
 			Skip("the profile declares no disableable interface the harness can probe")
 		}
-		c.Note("%d interfaces disabled, found unreachable, and enabled again", tested)
+		c.Note("%d interfaces disabled, found unreachable, and enabled again; network ports probed on every address of the device: %s", tested, addrList(e.S.Inst.Addresses()))
 	})
 
 	e.check("LA-03", func(ctx SpecContext, c *C) {
@@ -191,28 +191,21 @@ func (e *Env) interfaces() {
 			f.failIfAny(c, "the lockout settings differ from the declaration")
 			Skip(fmt.Sprintf("the profile declares the lockout not configurable: the harness does not wait out the declared %d s lockout", lo.Seconds))
 		}
-		lk := lockoutProbe{e: e, c: c, t: e.S.Mgmt}
-		lk.seconds = 2
-		c.Must(e.S.Set(ctx, "lockout_seconds", "2"), "set lockout_seconds to 2")
-		lk.threshold(ctx, &f, 3)
-		lk.seconds = 1
-		c.Must(e.S.Set(ctx, "lockout_seconds", "1"), "set lockout_seconds to 1")
-		lk.threshold(ctx, &f, 2)
+		// On mgmt: lockout_seconds after the device's answer times; threshold 3, then 2 with a
+		// reboot one failure short of it; then lockout off.
+		lk := &lockoutProbe{e: e, c: c, t: e.S.Mgmt}
+		DeferCleanup(func() {
+			c.writeEvidence("attempts.txt", "timed authentication attempts on mgmt", []byte(strings.Join(lk.log, "\n")+"\n"))
+		})
+		lk.measure(ctx)
+		lk.tries(ctx, "threshold 3", func() bool { return lk.threshold(ctx, &f, 3) })
+		lk.tries(ctx, "threshold 2 across a reboot", func() bool { return lk.acrossReboot(ctx, &f, 2) })
 		if !lo.Disableable {
 			c.Note("the profile declares the lockout not disableable: lockout_threshold 0 not tried")
+			lk.unlock(ctx, &f, 2)
 		} else {
-			c.Must(e.S.Set(ctx, "lockout_threshold", "0"), "switch lockout off (lockout_threshold 0)")
-			if err := lk.valid(ctx, "before the attempts with lockout off"); err != nil {
-				f.add("with lockout off (lockout_threshold 0), the valid password was refused before any wrong one: %v", err)
-			}
-			for i := 0; i < 8; i++ {
-				lk.wrong(ctx, fmt.Sprintf("wrong password %d of 8 with lockout off", i+1))
-			}
-			if err := lk.valid(ctx, "after 8 wrong passwords with lockout off"); err != nil {
-				f.add("with lockout off (lockout_threshold 0), the valid password was refused after 8 wrong ones: %v", err)
-			}
+			lk.disabled(ctx, &f)
 		}
-		c.writeEvidence("attempts.txt", "timed authentication attempts on mgmt", []byte(strings.Join(lk.log, "\n")+"\n"))
 		f.failIfAny(c, "failed-login lockout does not work as declared")
 	})
 }
@@ -226,18 +219,16 @@ func (e *Env) la01(ctx SpecContext, c *C) {
 			declared[d.Port] = d.Name
 		}
 	}
-	var open, unverifiable, filtered []int
-	var err error
-	if in.ControlAddress != "" {
-		var r netprobe.ScanResult
-		r, err = netprobe.ScanAttributed(ctx, in.Address, in.ControlAddress)
-		open, unverifiable, filtered = r.Open, r.Unverifiable, r.Filtered
-	} else {
-		open, err = netprobe.ScanTCP(ctx, in.Address)
-	}
+	// A SYN scan where hilt may open a raw socket (root), a connect scan otherwise; with a
+	// control address, ports that answer there too are set apart (ScanAttributed).
+	r, err := netprobe.ScanAttributed(ctx, in.Address, in.ControlAddress)
 	c.Must(err, "scan the TCP ports of "+in.Address)
+	open, unverifiable, filtered := r.Open, r.Unverifiable, r.Filtered
 	var report strings.Builder
-	fmt.Fprintf(&report, "TCP scan of %s (all ports)\n", in.Address)
+	fmt.Fprintf(&report, "TCP scan of %s (all ports), %s scan\n", in.Address, r.Method)
+	if r.Fallback != "" {
+		fmt.Fprintf(&report, "(no SYN scan: %s)\n", r.Fallback)
+	}
 	for _, p := range open {
 		fmt.Fprintf(&report, "tcp %d open (%s)\n", p, orUndeclared(declared[p]))
 	}
@@ -280,7 +271,7 @@ func (e *Env) la01(ctx SpecContext, c *C) {
 	if len(open) == 0 && len(declared) > 0 {
 		c.Errorf("the scan of %s found no open TCP port at all, not even a declared one (%v): nothing observed", in.Address, declared)
 	}
-	c.Note("open TCP ports %v, all declared; declared UDP ports open: %v", open, udpOpen)
+	c.Note("open TCP ports %v (%s scan), all declared; declared UDP ports open: %v", open, r.Method, udpOpen)
 }
 
 // declaredIfaces returns the declared interfaces (none without declarations).
@@ -331,63 +322,6 @@ func (e *Env) dialDebug(ctx SpecContext, c *C) agent.Transport {
 	}
 	DeferCleanup(func() { t.Close() })
 	return t
-}
-
-// reachable answers whether the interface's port accepts a connection and answers a ping.
-func (e *Env) reachable(ctx context.Context, d profile.Interface) bool {
-	addr := agent.HostPort(e.S.Inst.Address, e.port(d))
-	if open, _, err := portState(ctx, addr); err != nil || !open {
-		return false
-	}
-	var t agent.Transport = e.S.Mgmt
-	if d.Name == wire.IfaceDebug {
-		dctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		dt, err := agent.DialDebug(dctx, e.S.Name, addr)
-		if err != nil {
-			return false
-		}
-		defer dt.Close()
-		t = dt
-	} else {
-		e.S.Mgmt.Reset()
-	}
-	return doWithin(ctx, probeWait, t, nil, "ping", nil) == nil
-}
-
-// closed answers whether the interface's port refuses connections.
-func (e *Env) closed(ctx context.Context, d profile.Interface) bool {
-	_, closed, err := portState(ctx, agent.HostPort(e.S.Inst.Address, e.port(d)))
-	return err == nil && closed
-}
-
-// toggleTCP enables, disables and enables again a network interface over the console,
-// probing its port each time, and leaves it as it was.
-func (e *Env) toggleTCP(ctx SpecContext, c *C, f *findings, d profile.Interface, was bool) {
-	set := func(on bool) {
-		c.Must(e.setIface(ctx, wire.IfaceConsole, d.Name, on), fmt.Sprintf("switch %s %s on the console", d.Name, onOff(on, true)))
-	}
-	up := func(ctx context.Context) bool { return e.reachable(ctx, d) }
-	down := func(ctx context.Context) bool { return e.closed(ctx, d) }
-	set(true)
-	if ok, _ := pollUntil(ctx, probeWait, 100*time.Millisecond, up); !ok {
-		c.Errorf("%s does not answer on port %d while enabled: cannot test disabling it", d.Name, e.port(d))
-	}
-	set(false)
-	if ok, took := pollUntil(ctx, probeWait, 100*time.Millisecond, down); !ok {
-		answers := ""
-		if e.reachable(ctx, d) {
-			answers = " and answers commands"
-		}
-		f.add("%s still accepts connections on port %d%s %s after it was disabled", d.Name, e.port(d), answers, took.Round(time.Millisecond))
-	}
-	set(true)
-	if ok, _ := pollUntil(ctx, probeWait, 100*time.Millisecond, up); !ok {
-		f.add("%s does not answer on port %d after it was enabled again", d.Name, e.port(d))
-	}
-	if !was {
-		set(false)
-	}
 }
 
 // toggleConsole disables the console over the management API, tries to log in on it,
@@ -485,93 +419,4 @@ func (e *Env) guessableCredentials() []credential {
 		}
 	}
 	return out
-}
-
-// lockoutProbe times authentication attempts on one interface for LA-05.
-type lockoutProbe struct {
-	e       *Env
-	c       *C
-	t       agent.Transport
-	seconds int
-	log     []string
-	start   time.Time
-}
-
-func (l *lockoutProbe) attempt(ctx context.Context, auth *wire.Auth, what string) error {
-	if l.start.IsZero() {
-		l.start = time.Now()
-	}
-	t0 := time.Now()
-	err := l.e.do(ctx, l.t, auth, "config.get", nil, nil)
-	l.log = append(l.log, fmt.Sprintf("%8.3fs %s: %s (%s)", t0.Sub(l.start).Seconds(), what, outcome(err), time.Since(t0).Round(time.Millisecond)))
-	if err != nil && !agent.Refused(err) {
-		l.c.Must(err, what)
-	}
-	return err
-}
-
-// wrong makes one attempt with a wrong password; it must be refused.
-func (l *lockoutProbe) wrong(ctx context.Context, what string) string {
-	err := l.attempt(ctx, &wire.Auth{User: l.e.S.Admin.User, Pass: wrongPassword()}, what)
-	if err == nil {
-		l.c.Failf("%s over %s: a wrong password was accepted", what, l.t.Iface())
-	}
-	return agent.Code(err)
-}
-
-// valid makes one attempt with the valid password and returns the refusal, if any.
-func (l *lockoutProbe) valid(ctx context.Context, what string) error {
-	return l.attempt(ctx, l.e.S.Admin, what)
-}
-
-// threshold sets the threshold to n and checks that n-1 wrong passwords do not lock the
-// interface, that n do, that the lock refuses the valid password, and that it lifts
-// after the lockout time.
-func (l *lockoutProbe) threshold(ctx context.Context, f *findings, n int) {
-	l.c.Must(l.e.S.Set(ctx, "lockout_threshold", strconv.Itoa(n)), fmt.Sprintf("set lockout_threshold to %d", n))
-	if err := l.valid(ctx, fmt.Sprintf("threshold %d: valid password first", n)); err != nil {
-		l.c.Errorf("threshold %d: the valid password is refused before any wrong one: %v", n, err)
-	}
-	for i := 1; i < n; i++ {
-		l.wrong(ctx, fmt.Sprintf("threshold %d: wrong password %d of %d", n, i, n-1))
-	}
-	if err := l.valid(ctx, fmt.Sprintf("threshold %d: valid password after %d wrong", n, n-1)); err != nil {
-		f.add("threshold %d: the valid password was refused after only %d wrong ones: %v", n, n-1, err)
-		l.awaitUnlock(ctx, f, n, time.Now())
-		return
-	}
-	var lockedAt time.Time
-	for i := 1; i <= n; i++ {
-		lockedAt = time.Now()
-		l.wrong(ctx, fmt.Sprintf("threshold %d: wrong password %d of %d", n, i, n))
-	}
-	err := l.valid(ctx, fmt.Sprintf("threshold %d: valid password right after %d wrong", n, n))
-	switch code := agent.Code(err); {
-	case err == nil:
-		f.add("threshold %d: after %d wrong passwords in a row the valid one still works: no lockout", n, n)
-		return
-	case code != wire.CodeLocked:
-		f.add("threshold %d: after %d wrong passwords the valid one is refused with %q, want %q", n, n, code, wire.CodeLocked)
-	}
-	l.awaitUnlock(ctx, f, n, lockedAt)
-}
-
-// awaitUnlock polls the valid password until it works again, at most lockout time plus a
-// margin, and checks the lock lasted about the lockout time.
-func (l *lockoutProbe) awaitUnlock(ctx context.Context, f *findings, n int, lockedAt time.Time) {
-	lock := time.Duration(l.seconds) * time.Second
-	margin := 3 * time.Second
-	ok, _ := pollUntil(ctx, time.Until(lockedAt.Add(lock+margin)), 250*time.Millisecond, func(ctx context.Context) bool {
-		return l.valid(ctx, fmt.Sprintf("threshold %d: valid password while waiting for the lock to lift", n)) == nil
-	})
-	took := time.Since(lockedAt)
-	switch {
-	case !ok:
-		f.add("threshold %d: the valid password still fails %s after the lockout started (lockout_seconds %d)", n, took.Round(time.Millisecond), l.seconds)
-		l.c.Must(l.e.S.Set(ctx, "lockout_threshold", "0"), "switch lockout off to lift the lock")
-	case took < lock-250*time.Millisecond:
-		f.add("threshold %d: the lock lifted after %s, shorter than lockout_seconds %d", n, took.Round(time.Millisecond), l.seconds)
-	default:
-		l.c.Note("threshold %d: locked after %d wrong passwords, lifted after %s (lockout_seconds %d)", n, n, took.Round(time.Millisecond), l.seconds)
-	}
 }

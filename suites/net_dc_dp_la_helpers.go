@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,7 +19,9 @@ import (
 	"time"
 
 	"github.com/hilt-project/hilt/drivers/netprobe"
+	"github.com/hilt-project/hilt/harness/agent"
 	"github.com/hilt-project/hilt/harness/pki"
+	"github.com/hilt-project/hilt/harness/profile"
 	"github.com/hilt-project/hilt/wire"
 )
 
@@ -273,4 +276,165 @@ func anyFlow(flows []netprobe.Flow, addr string, d flowDecl) bool {
 
 func flowString(f netprobe.Flow) string {
 	return fmt.Sprintf("%s %s (client %d bytes, server %d bytes)", f.Key, f.Class, f.ClientBytes, f.ServerBytes)
+}
+
+// addrFamily names the family of a device address for reports: "IPv4" or "IPv6".
+func addrFamily(host string) string {
+	if a, err := netip.ParseAddr(host); err == nil && a.Unmap().Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+// addrList lists addresses with their families for reports: "10.1.2.6 (IPv4), fd00::2 (IPv6)".
+func addrList(hosts []string) string {
+	var parts []string
+	for _, h := range hosts {
+		parts = append(parts, fmt.Sprintf("%s (%s)", h, addrFamily(h)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// reachable answers whether the interface's port on host (one of the device's addresses)
+// accepts a connection and answers a ping.
+func (e *Env) reachable(ctx context.Context, d profile.Interface, host string) bool {
+	addr := agent.HostPort(host, e.port(d))
+	if open, _, err := portState(ctx, addr); err != nil || !open {
+		return false
+	}
+	var t agent.Transport
+	switch {
+	case d.Name == wire.IfaceDebug:
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		dt, err := agent.DialDebug(dctx, e.S.Name, addr)
+		if err != nil {
+			return false
+		}
+		defer dt.Close()
+		t = dt
+	case host == e.S.Inst.Address:
+		e.S.Mgmt.Reset()
+		t = e.S.Mgmt
+	default:
+		m := agent.NewMgmt(e.S.Name, addr) // a ping is all it carries: no key pinned
+		defer m.Close()
+		t = m
+	}
+	return doWithin(ctx, probeWait, t, nil, "ping", nil) == nil
+}
+
+// portStates probes the interface's port on every host and sorts the hosts by what they
+// did: accepted a connection, refused it (or stayed silent), or could not be probed.
+func (e *Env) portStates(ctx context.Context, d profile.Interface, hosts []string) (open, closed []string, errs map[string]error) {
+	errs = map[string]error{}
+	for _, h := range hosts {
+		o, cl, err := portState(ctx, agent.HostPort(h, e.port(d)))
+		switch {
+		case err != nil:
+			errs[h] = err
+		case o:
+			open = append(open, h)
+		case cl:
+			closed = append(closed, h)
+		}
+	}
+	return open, closed, errs
+}
+
+// toggleTCP enables, disables and enables again a network interface over the console,
+// probing its port on every address the profile gives for the device (IPv4 and IPv6) each
+// time, and leaves it as it was. The interface must answer on the device's main address
+// while enabled; on another address it need not listen at all, but while it is disabled it
+// must be closed on every address, and where it answered before it must answer again once
+// enabled: a stack with one listener per family can close one and forget the other.
+func (e *Env) toggleTCP(ctx context.Context, c *C, f *findings, d profile.Interface, was bool) {
+	port := e.port(d)
+	hosts := e.S.Inst.Addresses()
+	primary := e.S.Inst.Address
+	var others []string
+	for _, h := range hosts {
+		if h != primary {
+			others = append(others, h)
+		}
+	}
+	set := func(on bool) {
+		c.Must(e.setIface(ctx, wire.IfaceConsole, d.Name, on), fmt.Sprintf("switch %s %s on the console", d.Name, onOff(on, true)))
+	}
+	up := func(ctx context.Context) bool { return e.reachable(ctx, d, primary) }
+	set(true)
+	if ok, _ := pollUntil(ctx, probeWait, 100*time.Millisecond, up); !ok {
+		c.Errorf("%s does not answer on port %d of %s while enabled: cannot test disabling it", d.Name, port, primary)
+	}
+	listening, silent, errs := e.portStates(ctx, d, others)
+	for _, h := range others {
+		if err := errs[h]; err != nil {
+			c.Errorf("%s while enabled: cannot probe port %d on the device's %s address %s (from the profile): %v", d.Name, port, addrFamily(h), h, err)
+		}
+	}
+	if len(silent) > 0 {
+		c.Note("%s does not listen on %s while enabled (the device need not)", d.Name, addrList(silent))
+	}
+
+	set(false)
+	var still []string
+	var probeErrs map[string]error
+	down := func(ctx context.Context) bool {
+		still, _, probeErrs = e.portStates(ctx, d, hosts)
+		return len(still) == 0 && len(probeErrs) == 0
+	}
+	ok, took := pollUntil(ctx, probeWait, 100*time.Millisecond, down)
+	switch {
+	case !ok && len(still) > 0:
+		var where []string
+		for _, h := range still {
+			w := fmt.Sprintf("%s port %d (%s)", h, port, addrFamily(h))
+			if e.reachable(ctx, d, h) {
+				w += " and answers commands there"
+			}
+			where = append(where, w)
+		}
+		for h, err := range probeErrs {
+			where = append(where, fmt.Sprintf("(%s could not be probed: %v)", h, err))
+		}
+		f.add("%s still accepts connections on %s %s after it was disabled (probed: %s)", d.Name, strings.Join(where, "; "), took.Round(time.Millisecond), addrList(hosts))
+	case !ok:
+		var why []string
+		for h, err := range probeErrs {
+			why = append(why, fmt.Sprintf("%s: %v", h, err))
+		}
+		c.Errorf("%s while disabled: cannot probe port %d on every address of the device: %s", d.Name, port, strings.Join(why, "; "))
+	}
+
+	set(true)
+	if ok, _ := pollUntil(ctx, probeWait, 100*time.Millisecond, up); !ok {
+		f.add("%s does not answer on port %d of %s after it was enabled again", d.Name, port, primary)
+	}
+	for _, h := range listening {
+		back := func(ctx context.Context) bool {
+			open, _, _ := e.portStates(ctx, d, []string{h})
+			return len(open) == 1
+		}
+		if ok, _ := pollUntil(ctx, probeWait, 100*time.Millisecond, back); !ok {
+			f.add("%s answered on port %d of %s (%s) before it was disabled, and no longer does after it was enabled again", d.Name, port, h, addrFamily(h))
+		}
+	}
+	if !was {
+		set(false)
+	}
+}
+
+// unscannedNote says which of the device's addresses a port scan of scanned leaves out
+// (its IPv6 one, where the profile gives one), for LA-01's report; "" when none is left out.
+func (e *Env) unscannedNote(scanned ...string) string {
+	var left []string
+	for _, h := range e.S.Inst.Addresses() {
+		if !slices.Contains(scanned, h) {
+			left = append(left, h)
+		}
+	}
+	if len(left) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("not scanned: %s, the device's other address(es) from the profile (LA-02 probes the declared disableable ports there)", addrList(left))
 }

@@ -1,6 +1,7 @@
 package suites
 
 import (
+	"context"
 	"fmt"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -55,6 +56,25 @@ func (o *ownership) decommission(ctx SpecContext, t agent.Transport, auth *wire.
 	if err := o.e.S.AwaitBoot(ctx, mark, mq); err != nil {
 		o.c.Failf("the device took decommission over %s but did not boot again: %v", t.Iface(), err)
 	}
+	return nil
+}
+
+// reboot reboots a unit owned by auth over the console and waits for it to be ready. It is
+// for an owner the check provisioned: Session.AwaitBoot reads the interfaces as the
+// profile's admin, who does not own the unit then. A unit that does not come back fails
+// the check.
+func (o *ownership) reboot(ctx SpecContext, auth *wire.Auth) error {
+	mark, mq := o.e.S.Marks()
+	if err := o.e.do(ctx, o.e.S.Console, auth, "reboot", nil, nil); err != nil {
+		return err
+	}
+	o.mq, o.rebooted = mq, true
+	bctx, cancel := context.WithTimeout(ctx, o.e.S.Profile.Timeouts.Boot.Duration)
+	defer cancel()
+	if err := o.e.S.Console.WaitReady(bctx, mark); err != nil {
+		o.c.Failf("the device took reboot from its owner %s but did not boot again: %v", auth.User, err)
+	}
+	o.e.S.Mgmt.Reset()
 	return nil
 }
 
@@ -142,4 +162,77 @@ var ownerSettings = map[string][]string{
 	"ntp_server":         {"ntp-owner.hilt.example", "ntp2-owner.hilt.example"},
 	"lockout_threshold":  {"7", "8"},
 	"lockout_seconds":    {"45", "46"},
+}
+
+// ownerValues picks the two values an owner sets for a setting in turn, both other than its
+// declared default d, and distinct where the candidates allow it.
+func ownerValues(d string, candidates []string) (earlier, final string) {
+	final = otherThan(d, candidates...)
+	earlier = final
+	for _, v := range candidates {
+		if v != d && v != final {
+			return v, final
+		}
+	}
+	return earlier, final
+}
+
+// ownerTrace is what an old owner left on the unit, for RT-01 to look for after
+// decommission: a user data key and its value, and the settings it set, newest first.
+type ownerTrace struct {
+	key, value string
+	settings   []map[string]string
+}
+
+// setBy says which of the old owner's settings a value is, or "" when it is none.
+func (t ownerTrace) setBy(key, have string) string {
+	for i, s := range t.settings {
+		if v, ok := s[key]; ok && v == have {
+			if i == 0 {
+				return ", as the old owner set it"
+			}
+			return ", as the old owner had set it earlier"
+		}
+	}
+	return ""
+}
+
+// sameIdentity adds a finding when the ID or identity key the unit gives on the console
+// differ from id and pub, read before what.
+func (e *Env) sameIdentity(ctx SpecContext, c *C, f *findings, what, id, pub string) {
+	id2, pub2 := e.factoryIdentity(ctx, c)
+	if id2 != id || pub2 != pub {
+		f.add("the factory identity changed across %s: ID %s and key %s before, ID %s and key %s after", what, id, pub, id2, pub2)
+	}
+}
+
+// auditFactoryState reads the settings and the old owner's user data as owner, the new
+// owner of a decommissioned unit, and adds a finding for every setting off its declared
+// default and for the old owner's data still there. when says at what point ("after
+// decommission").
+func (e *Env) auditFactoryState(ctx SpecContext, c *C, f *findings, owner *wire.Auth, declared map[string]string, old ownerTrace, when string) {
+	var r struct {
+		Settings map[string]any `json:"settings"`
+	}
+	c.Must(e.do(ctx, e.S.Console, owner, "config.get", nil, &r), "read the settings as the new owner "+when)
+	have := stringValues(r.Settings)
+	for _, k := range sortedKeys(declared) {
+		if have[k] != declared[k] {
+			f.add("setting %s is %q %s%s; the declared secure default is %q", k, have[k], when, old.setBy(k, have[k]), declared[k])
+		}
+	}
+	var ud struct {
+		Value string `json:"value"`
+	}
+	err := e.do(ctx, e.S.Console, owner, "userdata.get", map[string]any{"key": old.key}, &ud)
+	switch code := agent.Code(err); {
+	case err == nil && ud.Value == old.value:
+		f.add("the old owner's user data %s is still there %s, with its value", old.key, when)
+	case err == nil:
+		f.add("the old owner's user data key %s is still there %s", old.key, when)
+	case code == wire.CodeAuth || code == wire.CodeForbidden || code == wire.CodeLocked:
+		c.Errorf("read user data as the new owner %s %s: %v", owner.User, when, err)
+	case !agent.Refused(err):
+		c.Must(err, "read user data as the new owner "+when)
+	}
 }

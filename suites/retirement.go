@@ -24,11 +24,18 @@ func (e *Env) retirement() {
 			c.Errorf("the declarations give no secure configuration (secure_config.settings) to hold the factory state to")
 		}
 		o := e.trackOwnership(ctx, c)
-		changed := map[string]string{}
+		// The owner changes its settings in two rounds, as owners do over time: whatever
+		// copy of an earlier state the device keeps (a backup, a journal) holds the
+		// owner's values too, not the factory's.
+		earlier, changed := map[string]string{}, map[string]string{}
 		for _, k := range sortedKeys(ownerSettings) {
 			if d, ok := declared[k]; ok {
-				changed[k] = otherThan(d, ownerSettings[k]...)
-				c.Must(e.S.Set(ctx, k, changed[k]), fmt.Sprintf("set %s to %q as the owner", k, changed[k]))
+				earlier[k], changed[k] = ownerValues(d, ownerSettings[k])
+			}
+		}
+		for _, round := range []map[string]string{earlier, changed} {
+			for _, k := range sortedKeys(round) {
+				c.Must(e.S.Set(ctx, k, round[k]), fmt.Sprintf("set %s to %q as the owner", k, round[k]))
 			}
 		}
 		key, value := "hilt-rt01-"+randHex(3), c.Secret("rt01-owner-data-"+randHex(10))
@@ -39,10 +46,7 @@ func (e *Env) retirement() {
 		var f findings
 		info, err := e.publicInfo(ctx)
 		c.Must(err, "read info on the console")
-		id2, pub2 := e.factoryIdentity(ctx, c)
-		if id2 != id || pub2 != pub {
-			f.add("the factory identity changed: ID %s and key %s before, ID %s and key %s after", id, pub, id2, pub2)
-		}
+		e.sameIdentity(ctx, c, &f, "decommission", id, pub)
 		if e.do(ctx, e.S.Console, e.S.Admin, "config.get", nil, nil) == nil {
 			f.add("the old owner %s can still log in on the console", e.S.Admin.User)
 		}
@@ -53,36 +57,15 @@ func (e *Env) retirement() {
 
 		owner := newOwner(c, "hilt-new-")
 		c.Must(o.provision(ctx, owner), "provision a new owner on the console")
-		var r struct {
-			Settings map[string]any `json:"settings"`
-		}
-		c.Must(e.do(ctx, e.S.Console, owner, "config.get", nil, &r), "read the settings as the new owner")
-		have := stringValues(r.Settings)
-		for _, k := range sortedKeys(declared) {
-			if have[k] != declared[k] {
-				how := ""
-				if v, ok := changed[k]; ok && have[k] == v {
-					how = ", as the old owner set it"
-				}
-				f.add("setting %s is %q after decommission%s; the declared secure default is %q", k, have[k], how, declared[k])
-			}
-		}
-		var ud struct {
-			Value string `json:"value"`
-		}
-		err = e.do(ctx, e.S.Console, owner, "userdata.get", map[string]any{"key": key}, &ud)
-		switch code := agent.Code(err); {
-		case err == nil && ud.Value == value:
-			f.add("the old owner's user data %s is still there, with its value", key)
-		case err == nil:
-			f.add("the old owner's user data key %s is still there", key)
-		case code == wire.CodeAuth || code == wire.CodeForbidden || code == wire.CodeLocked:
-			c.Errorf("read user data as the new owner %s: %v", owner.User, err)
-		case !agent.Refused(err):
-			c.Must(err, "read user data as the new owner")
-		}
+		old := ownerTrace{key: key, value: value, settings: []map[string]string{changed, earlier}}
+		e.auditFactoryState(ctx, c, &f, owner, declared, old, "after decommission")
+		// A unit may bring the old owner's state back at a later boot, from a backup or a
+		// recovery copy decommission left behind: look again after a reboot.
+		c.Must(o.reboot(ctx, owner), "reboot as the new owner on the console")
+		e.sameIdentity(ctx, c, &f, "decommission and a reboot", id, pub)
+		e.auditFactoryState(ctx, c, &f, owner, declared, old, "after decommission and a reboot")
 		f.failIfAny(c, "decommission did not return the device to its factory state")
-		c.Note("after decommission: not provisioned, identity %s kept, %d settings at their declared defaults, user data gone", id, len(declared))
+		c.Note("after decommission, and again after a reboot: not provisioned until a new owner, identity %s kept, %d settings at their declared defaults, user data gone", id, len(declared))
 	})
 
 	e.check("RT-02", func(ctx SpecContext, c *C) {

@@ -22,13 +22,21 @@ const su09SimReason = "the simulated device cannot model power loss: a killed pr
 // update holds the SU checks: 8259A Software Update.
 func (e *Env) update() {
 	e.check("SU-01", func(ctx SpecContext, c *C) {
-		for _, ch := range e.channels() {
+		// Each install ends in the device's own reboot into the new image; one more reboot
+		// after the last shows the update persists (each reboot costs seconds on an emulated
+		// unit, so not one per channel).
+		chans := e.channels()
+		for i, ch := range chans {
 			v, _ := e.runningVersion(ctx, c)
 			img := e.buildImage(c, v.Next(), true)
 			if err := e.install(ctx, c, ch, e.S.Admin, img.Bytes); err != nil {
 				c.Failf("over %s the device refused a correctly signed newer image (version %s): %v", ch, img.Manifest.Version, err)
 			}
 			e.mustRun(ctx, c, img, "after installing it over "+ch)
+			if i < len(chans)-1 {
+				c.Note("over %s: version %s with nonce %s runs", ch, img.Manifest.Version, img.Nonce)
+				continue
+			}
 			c.Must(e.S.Reboot(ctx), "reboot the device")
 			e.mustRun(ctx, c, img, "after installing it over "+ch+" and rebooting")
 			c.Note("over %s: version %s with nonce %s runs, across a reboot too", ch, img.Manifest.Version, img.Nonce)
@@ -52,12 +60,22 @@ func (e *Env) update() {
 	})
 
 	e.check("SU-04", func(ctx SpecContext, c *C) {
+		e.keepImagesSound(ctx, c)
 		v, _ := e.runningVersion(ctx, c)
 		for _, ch := range e.channels() {
 			img := e.buildImage(c, v.Next(), true)
 			bad, err := image.FlipPayloadByte(img.Bytes)
 			c.Must(err, "flip a payload byte")
 			e.mustRefuseImage(ctx, c, ch, e.S.Admin, bad, "a signed newer image with one payload byte flipped", badImageCodes)
+			// Offered after the image it comes from, whose signature the device has just
+			// checked: a device that remembers that check by the fields before the hash
+			// takes the edited manifest as signed.
+			edited, err := image.EditAfterSigning(img.Bytes)
+			c.Must(err, "edit the manifest of a signed image")
+			e.mustRefuseImage(ctx, c, ch, e.S.Admin, edited,
+				"a newer image whose manifest was edited after signing (one payload byte flipped, the manifest's sha256 "+
+					"rewritten to match, the signature made over the original manifest kept: a device that verifies the "+
+					"signature over the whole manifest refuses it)", badImageCodes)
 		}
 	})
 
@@ -67,6 +85,17 @@ func (e *Env) update() {
 			img := e.buildImage(c, v.Prev(), true)
 			e.mustRefuseImage(ctx, c, ch, e.S.Admin, img.Bytes,
 				fmt.Sprintf("a correctly signed older image (version %s, running %s) through update.install", img.Manifest.Version, v), badImageCodes)
+		}
+		// An older version whose text sorts after the running one's (1.2.9 after 1.2.10):
+		// refused only by a device that compares versions as numbers.
+		v = e.runVersionWithTwoDigits(ctx, c, v)
+		older, _ := v.OlderSortingAfter()
+		for _, ch := range e.channels() {
+			img := e.buildImage(c, older, true)
+			e.mustRefuseImage(ctx, c, ch, e.S.Admin, img.Bytes,
+				fmt.Sprintf("a correctly signed older image through update.install, version %s while it ran %s (older by "+
+					"number, though %q sorts after %q as text: a device that compares versions as strings takes it for newer)",
+					older, v, older, v), badImageCodes)
 		}
 	})
 
@@ -188,21 +217,24 @@ type powerCut struct {
 	after time.Duration
 }
 
+// powerCutPoints spread SU-09's cuts over an install: one mid-upload (a device that writes
+// chunks as they come is caught there), then from update.end on, over the check of the image,
+// its write (the reference device programs a 4 KiB page per 16 ms: 64 KiB take about 300
+// ms), the switch of the boot record and the reboot.
 func powerCutPoints() []powerCut {
 	all := func(n int) int { return n }
 	return []powerCut{
-		{name: "after the first chunk", chunks: func(int) int { return 1 }},
 		{name: "after half the chunks", chunks: func(n int) int { return n / 2 }},
-		{name: "after every chunk, before update.end", chunks: all},
 		{name: "right after update.end", chunks: all, end: true},
 		{name: "50 ms after update.end", chunks: all, end: true, after: 50 * time.Millisecond},
-		{name: "250 ms after update.end", chunks: all, end: true, after: 250 * time.Millisecond},
-		{name: "700 ms after update.end", chunks: all, end: true, after: 700 * time.Millisecond},
+		{name: "150 ms after update.end", chunks: all, end: true, after: 150 * time.Millisecond},
+		{name: "400 ms after update.end", chunks: all, end: true, after: 400 * time.Millisecond},
 	}
 }
 
-// su09PayloadSize makes the image large enough for its write to take a while.
-const su09PayloadSize = 192 << 10
+// su09PayloadSize makes the image large enough for its write to take a while, and small
+// enough that the console upload before each cut stays short (about 90 KB of base64 lines).
+const su09PayloadSize = 64 << 10
 
 // cutPowerDuringInstall starts an install over the console, cuts power at p, and requires
 // the device to boot a valid image: the one it ran or the new one, in the normal state.

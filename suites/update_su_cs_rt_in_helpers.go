@@ -95,8 +95,13 @@ func (e *Env) mustRefuseImage(ctx SpecContext, c *C, channel string, auth *wire.
 	err := e.offerImage(ctx, c, channel, auth, img)
 	if err == nil {
 		after := e.runningImage(ctx, c)
-		c.Failf("the device accepted %s over %s (it answered that it installed it, and rebooted): it now runs %s, it ran %s",
-			what, channel, imageString(after), imageString(before))
+		if after.Version == before.Version && after.Nonce == before.Nonce {
+			c.Failf("over %s the device accepted %s. It answered that it installed it and rebooted, then still ran %s: "+
+				"it took the image without the check that should have refused it (its bootloader may have refused it afterwards)",
+				channel, what, imageString(after))
+		}
+		c.Failf("over %s the device accepted %s. It answered that it installed it and rebooted: it now runs %s, it ran %s",
+			channel, what, imageString(after), imageString(before))
 	}
 	refusedAs(c, err, what+" over "+channel, want)
 	if after := e.runningImage(ctx, c); after.Version != before.Version || after.Nonce != before.Nonce {
@@ -104,6 +109,35 @@ func (e *Env) mustRefuseImage(ctx SpecContext, c *C, channel string, auth *wire.
 	}
 	e.stillAnswers(ctx, c, channel)
 	c.Note("%s over %s: refused (%s)", what, channel, agent.Code(err))
+}
+
+// keepImagesSound leaves the device's stored images as sound as the check found them. A
+// device that takes a bad image its own bootloader then refuses (an updater that skips a
+// check the bootloader makes) comes back degraded, booted from its other slot, with the
+// bad image in the slot it will write next. When the check ends with the device degraded
+// and it was not before, a correctly signed newer image is installed over that slot, and
+// the device must then report normal: the checks after this one find it as they expect.
+// A device whose state cannot be read is left alone.
+func (e *Env) keepImagesSound(ctx SpecContext, c *C) {
+	var before struct {
+		State string `json:"state"`
+	}
+	if err := e.S.Call(ctx, wire.IfaceConsole, "state", nil, &before); err != nil || before.State != "normal" {
+		return
+	}
+	DeferCleanup(func(ctx SpecContext) {
+		st, reasons := e.securityState(ctx, c)
+		if st == "normal" {
+			return
+		}
+		img := e.installNewer(ctx, c)
+		if after, afterReasons := e.securityState(ctx, c); after != "normal" {
+			c.Failf("leave the device as found: it reported %q (%s) after the bad image it took; after installing the good version %s over it, %q (%s), not normal",
+				st, strings.Join(reasons, "; "), img.Manifest.Version, after, strings.Join(afterReasons, "; "))
+		}
+		c.Note("the device was %s (%s) after the bad image it took: a good version %s installed over it, it reports normal again",
+			st, strings.Join(reasons, "; "), img.Manifest.Version)
+	}, NodeTimeout(e.S.Profile.Timeouts.Check.Duration))
 }
 
 // stillAnswers pings the device on the console and over iface.

@@ -94,3 +94,26 @@ func (e *Env) installNewer(ctx SpecContext, c *C) image.Built {
 	}
 	return img
 }
+
+// runVersionWithTwoDigits makes the device run a version with a component that has an
+// older version sorting after it as text (OlderSortingAfter), and returns it. When the
+// running version v has none, it installs a correctly signed one that is newer by number
+// and as text (NextWithTwoDigitPatch), over the first declared channel: a device that
+// compares versions either way takes it, and the device stays on it (a newer version, as
+// after SU-01; SU-10 and CS-04 install newer ones still).
+func (e *Env) runVersionWithTwoDigits(ctx SpecContext, c *C, v image.Version) image.Version {
+	if _, ok := v.OlderSortingAfter(); ok {
+		return v
+	}
+	img := e.buildImage(c, v.NextWithTwoDigitPatch(), true)
+	ch := e.channels()[0]
+	if err := e.install(ctx, c, ch, e.S.Admin, img.Bytes); err != nil {
+		c.Failf("over %s the device refused a correctly signed newer image (version %s, running %s): %v", ch, img.Manifest.Version, v, err)
+	}
+	now, info := e.runningVersion(ctx, c)
+	if now.String() != img.Manifest.Version {
+		c.Errorf("after installing version %s the device reports firmware %q and image %q: the older version that sorts after "+
+			"it as text could not be set up (SU-01 judges whether updates run)", img.Manifest.Version, info.FirmwareVersion, info.Image.Version)
+	}
+	return now
+}

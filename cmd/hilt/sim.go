@@ -217,6 +217,9 @@ func printBench(w io.Writer, b *sim.Bench) {
 		fmt.Fprintf(w, "  console  picocom --echo -b 115200 %s   (then: login %s %s)\n", d.SerialPath, d.Admin.User, d.Admin.Pass)
 		if d.Namespace != "" {
 			fmt.Fprintf(w, "  network  %s in namespace %s; host side %s %s (tcpdump -i %s)\n", d.Address, d.Namespace, d.HostIf, d.HarnessAddress, d.HostIf)
+			if d.Address6.IsValid() {
+				fmt.Fprintf(w, "           %s; host side %s\n", d.Address6, d.HarnessAddress6)
+			}
 		} else {
 			fmt.Fprintf(w, "  network  %s on the host's loopback; control address %s\n", d.Address, d.ControlAddress)
 		}

@@ -124,6 +124,37 @@ func FlipPayloadByte(img []byte) ([]byte, error) {
 	return out, nil
 }
 
+// EditAfterSigning returns a copy of img as an attacker who holds a signed image but not
+// the key would change it: one payload byte flipped (as FlipPayloadByte does) and the
+// manifest's sha256 rewritten in place to match the new payload, so that header, length
+// and layout stay as they were; the signature, made over the original manifest, is kept.
+// Only a device that verifies the signature over the whole manifest, hash included, can
+// tell.
+func EditAfterSigning(img []byte) ([]byte, error) {
+	out, err := FlipPayloadByte(img)
+	if err != nil {
+		return nil, err
+	}
+	off, _ := PayloadOffset(out) // FlipPayloadByte found it
+	mlen := int(binary.BigEndian.Uint32(out[8:12]))
+	manifest := out[12 : 12+mlen]
+	var m wire.Manifest
+	if err := json.Unmarshal(manifest, &m); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	old := []byte(`"` + m.SHA256 + `"`)
+	if m.SHA256 == "" || bytes.Count(manifest, old) != 1 {
+		return nil, errors.New("manifest: its sha256 value is not found exactly once as written")
+	}
+	sum := sha256.Sum256(out[off:])
+	edited := bytes.Replace(manifest, old, []byte(`"`+hex.EncodeToString(sum[:])+`"`), 1)
+	if len(edited) != len(manifest) {
+		return nil, fmt.Errorf("manifest: sha256 %q is not 64 hex digits", m.SHA256)
+	}
+	copy(manifest, edited)
+	return out, nil
+}
+
 // Truncate returns img without its last n bytes.
 func Truncate(img []byte, n int) []byte { return bytes.Clone(img[:len(img)-n]) }
 
@@ -193,6 +224,49 @@ func (v Version) String() string { return fmt.Sprintf("%d.%d.%d", v[0], v[1], v[
 // Next returns the next minor version; Next of 1.9.0 is 1.10.0, which a device that
 // compares versions as strings gets wrong.
 func (v Version) Next() Version { return Version{v[0], v[1] + 1, 0} }
+
+// Newer reports whether v is newer than w, comparing numbers.
+func (v Version) Newer(w Version) bool {
+	for i := range v {
+		if v[i] != w[i] {
+			return v[i] > w[i]
+		}
+	}
+	return false
+}
+
+// SortsAfter reports whether v's text sorts after w's, as a device that compares versions
+// as strings sees them: "1.2.9" sorts after "1.2.10".
+func (v Version) SortsAfter(w Version) bool { return v.String() > w.String() }
+
+// OlderSortingAfter returns a version older than v whose text sorts after v's (1.2.9 for
+// 1.2.10), which a device that compares versions as strings takes for newer. It returns
+// false when no component of v allows one: that takes two or more digits, the first below 9.
+func (v Version) OlderSortingAfter() (Version, bool) {
+	for i := len(v) - 1; i >= 0; i-- {
+		s := strconv.Itoa(v[i])
+		if len(s) >= 2 && s[0] < '9' {
+			w := v
+			w[i] = 9 // one digit, more than v[i]'s first: older, yet sorts after it
+			return w, true
+		}
+	}
+	return Version{}, false
+}
+
+// NextWithTwoDigitPatch returns a version newer than v both by number and as text, with
+// patch 10, so that OlderSortingAfter of it exists (patch 9). Both a device that compares
+// versions as numbers and one that compares them as strings take it. Its minor is v's plus
+// one when that keeps its digit count with room for a few more Next versions, else v's
+// times ten (9 becomes 90, which sorts after "9." as text): a device that compares as
+// strings would refuse a later Next that gained a digit (1.10.0 after 1.9.x).
+func (v Version) NextWithTwoDigitPatch() Version {
+	n := v[1] + 1
+	if v[1] > 0 && (n%10 == 0 || n%10 > 5) {
+		n = v[1] * 10
+	}
+	return Version{v[0], n, 10}
+}
 
 // Prev returns a version older than v (v must be newer than 0.0.0).
 func (v Version) Prev() Version {

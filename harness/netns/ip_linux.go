@@ -64,11 +64,11 @@ func ip(ctx context.Context, args ...string) ([]byte, error) {
 	return stdout.Bytes(), nil
 }
 
-// usedPrefixes returns every IPv4 prefix that the host's addresses and routes cover,
-// except the default route.
-func usedPrefixes(ctx context.Context) ([]netip.Prefix, error) {
+// usedPrefixes returns every prefix of one family ("-4" or "-6") that the host's addresses
+// and routes cover, except the default route.
+func usedPrefixes(ctx context.Context, family string) ([]netip.Prefix, error) {
 	var used []netip.Prefix
-	out, err := ip(ctx, "-j", "-4", "addr", "show")
+	out, err := ip(ctx, "-j", family, "addr", "show")
 	if err != nil {
 		return nil, fmt.Errorf("list host addresses: %w", err)
 	}
@@ -92,7 +92,7 @@ func usedPrefixes(ctx context.Context) ([]netip.Prefix, error) {
 			}
 		}
 	}
-	out, err = ip(ctx, "-j", "-4", "route", "show", "table", "all")
+	out, err = ip(ctx, "-j", family, "route", "show", "table", "all")
 	if err != nil {
 		return nil, fmt.Errorf("list host routes: %w", err)
 	}
@@ -106,7 +106,7 @@ func usedPrefixes(ctx context.Context) ([]netip.Prefix, error) {
 		if r.Dst == "" || r.Dst == "default" {
 			continue
 		}
-		if p, err := netip.ParsePrefix(r.Dst); err == nil {
+		if p, err := netip.ParsePrefix(r.Dst); err == nil && p.Addr().Zone() == "" {
 			used = append(used, p.Masked())
 		} else if a, err := netip.ParseAddr(r.Dst); err == nil {
 			used = append(used, netip.PrefixFrom(a, a.BitLen()))
@@ -134,6 +134,33 @@ func writeSysctl(path, value string) error {
 	}
 	if err := os.WriteFile(full, []byte(value), 0o644); err != nil {
 		return fmt.Errorf("sysctl %s=%s: %w", path, value, err)
+	}
+	return nil
+}
+
+// ipv6Available says whether this kernel has IPv6 (not compiled out, not ipv6.disable=1).
+func ipv6Available() bool {
+	_, err := os.Stat("/proc/sys/net/ipv6/conf/default")
+	return err == nil
+}
+
+// quietIPv6 sets the IPv6 configuration conf (an interface name, "default" or "all") of
+// the current network namespace so that the interface sends nothing of its own accord: no
+// link-local address (and so no router solicitation from it), no router solicitations, no
+// duplicate address detection, no router advertisements taken. It then switches IPv6 on.
+// MLD reports for the groups of its addresses remain (ICMPv6, never a TCP or UDP flow).
+func quietIPv6(conf string) error {
+	for _, kv := range [][2]string{
+		{"addr_gen_mode", "1"},
+		{"accept_ra", "0"},
+		{"router_solicitations", "0"},
+		{"accept_dad", "0"},
+		{"dad_transmits", "0"},
+		{"disable_ipv6", "0"},
+	} {
+		if err := writeSysctl("net/ipv6/conf/"+conf+"/"+kv[0], kv[1]); err != nil {
+			return err
+		}
 	}
 	return nil
 }

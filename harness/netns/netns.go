@@ -81,6 +81,14 @@ type Host struct {
 	HarnessAddress netip.Addr
 	// Prefix is the device's link (a /30; invalid in loopback mode).
 	Prefix netip.Prefix
+	// Address6 is the device's own IPv6 address, a ULA (fd00::/8) on its link; invalid where
+	// the device has none (loopback mode, or a host without IPv6).
+	Address6 netip.Addr
+	// HarnessAddress6 is the host side's IPv6 address on the device's link (invalid when
+	// Address6 is).
+	HarnessAddress6 netip.Addr
+	// Prefix6 is the device's IPv6 link (a /64 of the run's ULA /48; invalid when Address6 is).
+	Prefix6 netip.Prefix
 	// ControlAddress, in loopback mode, is an address with no device on it that shares the
 	// device's stack (invalid in namespace mode).
 	ControlAddress netip.Addr

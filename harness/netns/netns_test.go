@@ -188,6 +188,28 @@ func TestSetupNamespaces(t *testing.T) {
 			t.Errorf("device %d: address %v used twice", h.Index, h.Address)
 		}
 		seen[h.Address] = true
+		if !ipv6Available() {
+			continue
+		}
+		if !h.Address6.Is6() || !h.Address6.IsPrivate() || !h.Prefix6.Contains(h.Address6) || !h.Prefix6.Contains(h.HarnessAddress6) || h.Address6 == h.HarnessAddress6 {
+			t.Errorf("device %d: IPv6 address %v, harness %v, link %v: want both distinct ULAs inside the link", h.Index, h.Address6, h.HarnessAddress6, h.Prefix6)
+		}
+		if seen[h.Address6] {
+			t.Errorf("device %d: IPv6 address %v used twice", h.Index, h.Address6)
+		}
+		seen[h.Address6] = true
+		// Quiet: no link-local address on either side of the link.
+		for _, args := range [][]string{{"-6", "addr", "show", "dev", h.HostIf}, {"-n", h.Namespace, "-6", "addr", "show", "dev", "eth0"}} {
+			out, err := exec.Command("ip", args...).CombinedOutput()
+			if err != nil {
+				t.Errorf("ip %v: %v (%s)", args, err, out)
+			} else if strings.Contains(string(out), "fe80:") || strings.Contains(string(out), "tentative") {
+				t.Errorf("ip %v: got %s, want no link-local or tentative address", args, out)
+			}
+		}
+	}
+	if hosts[0].Address6.IsValid() && hosts[0].Prefix6.Overlaps(hosts[1].Prefix6) {
+		t.Errorf("IPv6 links %v and %v overlap", hosts[0].Prefix6, hosts[1].Prefix6)
 	}
 	if _, err := os.Stat(filepath.Join(stateDir, n.RunID()+".json")); err != nil {
 		t.Errorf("state file: %v", err)
@@ -221,6 +243,19 @@ func TestSetupNamespaces(t *testing.T) {
 			t.Errorf("dial device %d listener %s: %v", h.Index, dev, err)
 		} else {
 			c.Close()
+		}
+		if h.Address6.IsValid() {
+			// At once (nodad), both ways: the host's 0.0.0.0 listener is dual-stack.
+			dev6 := netip.AddrPortFrom(h.Address6, 7000).String()
+			_, dial := startHelper(t, h, dev6, netip.AddrPortFrom(h.HarnessAddress6, uint16(hostPort)).String())
+			if dial != "dial ok" {
+				t.Errorf("device %d dialing the host at %v: %s", h.Index, h.HarnessAddress6, dial)
+			}
+			if c, err := net.DialTimeout("tcp", dev6, 5*time.Second); err != nil {
+				t.Errorf("dial device %d listener %s: %v", h.Index, dev6, err)
+			} else {
+				c.Close()
+			}
 		}
 		hostOnDev := netip.AddrPortFrom(h.Address, uint16(hostPort)).String()
 		if c, err := net.DialTimeout("tcp", hostOnDev, 5*time.Second); err == nil {
@@ -354,6 +389,9 @@ func TestLoopback(t *testing.T) {
 		seen[h.Address] = true
 		if h.Namespace != "" || h.HostIf != "" {
 			t.Errorf("device %d: namespace %q / interface %q in loopback mode", h.Index, h.Namespace, h.HostIf)
+		}
+		if h.Address6.IsValid() || h.HarnessAddress6.IsValid() || h.Prefix6.IsValid() {
+			t.Errorf("device %d: IPv6 %v/%v/%v in loopback mode, want none (devices share ::1)", h.Index, h.Address6, h.HarnessAddress6, h.Prefix6)
 		}
 		// Binding works on any 127/8 address on Linux.
 		ln, err := net.Listen("tcp", netip.AddrPortFrom(h.Address, 0).String())

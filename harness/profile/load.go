@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -192,6 +193,16 @@ func (p *Profile) validate(root *yaml.Node) error {
 		if p.Backend == BackendExternal || in.Address != "" {
 			if net.ParseIP(in.Address) == nil {
 				bad(f+".address", "%q is not an IP address", in.Address)
+			}
+		}
+		if in.Address6 != "" {
+			switch a, err := netip.ParseAddr(in.Address6); {
+			case err != nil:
+				bad(f+".address6", "%q is not an IP address", in.Address6)
+			case !a.Is6() || a.Is4In6():
+				bad(f+".address6", "%q is not an IPv6 address (the IPv4 one goes in address)", in.Address6)
+			case in.Address != "" && net.ParseIP(in.Address).Equal(net.IP(a.AsSlice())):
+				bad(f+".address6", "%q is the address already given in address", in.Address6)
 			}
 		}
 		if p.Backend == BackendExternal && in.Serial.Port == "" {

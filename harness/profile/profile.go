@@ -88,6 +88,9 @@ type Instance struct {
 	Serial Serial `yaml:"serial"`
 	// Address is the unit's own IP address; network probing touches only this.
 	Address string `yaml:"address"`
+	// Address6 is the unit's own IPv6 address, where it has one besides Address; checks that
+	// must find every way into the unit (LA-02) probe it as well.
+	Address6 string `yaml:"address6,omitempty"`
 	// HarnessAddress is the harness's address as the unit reaches it (for servers the harness offers it).
 	HarnessAddress string `yaml:"harness_address,omitempty"`
 	// CaptureInterface is the host interface that carries all of the unit's traffic.
@@ -235,3 +238,14 @@ type NotApplicable struct {
 
 // Duration is a time.Duration written as "5s" in YAML.
 type Duration struct{ time.Duration }
+
+// Addresses returns the unit's own addresses: Address, then Address6 when it is set.
+func (in *Instance) Addresses() []string {
+	var out []string
+	for _, a := range []string{in.Address, in.Address6} {
+		if a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}

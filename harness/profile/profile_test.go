@@ -36,6 +36,11 @@ func TestParse(t *testing.T) {
 		{"duplicate name", good + "  - name: unit1\n    serial: {port: /dev/ttyUSB1}\n    address: 192.0.2.22\n", "used twice"},
 		{"external needs serial", strings.Replace(good, "    serial: {port: /dev/ttyUSB0}\n", "", 1), "serial.port: missing"},
 		{"syntax", "model: [\n", "p.yaml:"},
+		{"valid address6", strings.Replace(good, "    admin:", "    address6: fd12:3456:789a:1::2\n    admin:", 1), ""},
+		{"bad address6", strings.Replace(good, "    admin:", "    address6: fd12::zz\n    admin:", 1), "p.yaml:10: instances[0].address6: \"fd12::zz\" is not an IP address"},
+		{"IPv4 in address6", strings.Replace(good, "    admin:", "    address6: 192.0.2.22\n    admin:", 1), "p.yaml:10: instances[0].address6: \"192.0.2.22\" is not an IPv6 address"},
+		{"mapped IPv4 in address6", strings.Replace(good, "    admin:", "    address6: \"::ffff:192.0.2.22\"\n    admin:", 1), "instances[0].address6: \"::ffff:192.0.2.22\" is not an IPv6 address"},
+		{"address6 repeats address", strings.Replace(strings.Replace(good, "192.0.2.21", "2001:db8::21", 1), "    admin:", "    address6: 2001:db8:0::21\n    admin:", 1), "p.yaml:10: instances[0].address6: \"2001:db8:0::21\" is the address already given in address"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,6 +81,25 @@ func TestDefaults(t *testing.T) {
 	}
 	if !sim.Allowed("wipe") {
 		t.Error("destructive checks must default to on for simulated units")
+	}
+}
+
+func TestAddresses(t *testing.T) {
+	cases := []struct {
+		name string
+		in   Instance
+		want string
+	}{
+		{"IPv4 only", Instance{Address: "192.0.2.21"}, "192.0.2.21"},
+		{"both", Instance{Address: "192.0.2.21", Address6: "fd00::2"}, "192.0.2.21 fd00::2"},
+		{"none", Instance{}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := strings.Join(tc.in.Addresses(), " "); got != tc.want {
+				t.Errorf("Addresses() = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 

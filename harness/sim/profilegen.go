@@ -48,6 +48,7 @@ func (b *Bench) writeProfile() error {
 			Name:             di.Name,
 			Serial:           profile.Serial{Port: di.SerialPath, Baud: 115200},
 			Address:          di.Address.String(),
+			Address6:         addrOrEmpty(di.Address6),
 			HarnessAddress:   di.HarnessAddress.String(),
 			CaptureInterface: di.HostIf,
 			ControlAddress:   addrOrEmpty(di.ControlAddress),

@@ -107,13 +107,18 @@ type DeviceInfo struct {
 	// Address is the device's own address; HarnessAddress the host's, as the device sees it.
 	Address        netip.Addr
 	HarnessAddress netip.Addr
+	// Address6 is the device's IPv6 address (a ULA) and HarnessAddress6 the host's on the
+	// same link; both invalid in loopback mode or on a host without IPv6 (see netns).
+	Address6        netip.Addr
+	HarnessAddress6 netip.Addr
 	// ControlAddress is set in loopback mode only (see netns).
 	ControlAddress netip.Addr
 	// Namespace and HostIf are the device's namespace and the host side of its link
 	// (empty in loopback mode).
 	Namespace string
 	HostIf    string
-	// SerialPath is the console (pty slave), e.g. /dev/pts/5.
+	// SerialPath is the console: a link in the device's folder (<dir>/devN/console) to the
+	// pty slave the harness opens, e.g. /dev/pts/5; Unplug removes it, Replug remakes it.
 	SerialPath string
 	PID        int
 	// BootToReady is the time from process start to the first ready line.
@@ -142,6 +147,7 @@ type Bench struct {
 	profilePath string
 	brokerLog   *os.File
 	startTime   time.Duration
+	faults      *faultControl
 
 	logMu sync.Mutex
 
@@ -189,11 +195,14 @@ func Start(ctx context.Context, opts Options) (b *Bench, err error) {
 	if err := b.startDevices(ctx); err != nil {
 		return b, err
 	}
+	if err := b.startFaultControl(); err != nil {
+		return b, err
+	}
 	if err := b.writeProfile(); err != nil {
 		return b, err
 	}
 	b.startTime = time.Since(t0)
-	b.logf("bench up: %d device(s) in %v; profile %s", len(b.devices), b.startTime.Round(time.Millisecond), b.profilePath)
+	b.logf("bench up: %d device(s) in %v; profile %s; fault control %s", len(b.devices), b.startTime.Round(time.Millisecond), b.profilePath, b.faults.path)
 	return b, nil
 }
 
@@ -400,6 +409,8 @@ func (b *Bench) startBroker(ctx context.Context, e *externalBackend) error {
 }
 
 func (b *Bench) startDevices(ctx context.Context) error {
+	// One production batch: the seed's first half is the batch's, the second each unit's.
+	batch := randomHex(16)
 	for _, h := range b.net.Hosts() {
 		name := fmt.Sprintf("dev%d", h.Index)
 		d := &device{
@@ -418,7 +429,7 @@ func (b *Bench) startDevices(ctx context.Context) error {
 		}
 		tlsAddr, plainAddr := b.broker.deviceAddrs(h)
 		if err := d.writeFactory(FactoryRecord{
-			Seed:         randomHex(32),
+			Seed:         batch + randomHex(16),
 			BrokerTLS:    tlsAddr,
 			BrokerPlain:  plainAddr,
 			BrokerCAPEM:  string(b.broker.caPEM()),
@@ -626,6 +637,9 @@ func (b *Bench) Close() error {
 		b.exitMu.Lock()
 		b.closing = true
 		b.exitMu.Unlock()
+		if b.faults != nil {
+			b.faults.close()
+		}
 		var errs []error
 		var wg sync.WaitGroup
 		derrs := make([]error, len(b.devices))

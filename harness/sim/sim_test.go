@@ -307,6 +307,9 @@ func TestBenchNamespaces(t *testing.T) {
 		if _, err := os.Stat(p.Resolve(in.Label.File)); err != nil {
 			t.Errorf("instance %s: label: %v", in.Name, err)
 		}
+		if _, err := os.Stat("/proc/sys/net/ipv6/conf/default"); err == nil && (!d.Address6.IsValid() || in.Address6 != d.Address6.String()) {
+			t.Errorf("instance %s: address6 %q, device's IPv6 address %v: want the device's ULA", in.Name, in.Address6, d.Address6)
+		}
 	}
 	if _, err := os.Stat(p.Resolve(p.Update.SigningKey)); err != nil {
 		t.Errorf("signing key: %v", err)
@@ -422,6 +425,9 @@ func TestBenchLoopback(t *testing.T) {
 		in := p.Instances[i]
 		if !d.Address.IsLoopback() || in.ControlAddress == "" || in.ControlAddress == in.Address || in.CaptureInterface != "" {
 			t.Errorf("%s: address %v, control %q, capture %q: want own loopback address, a control address, no capture", d.Name, d.Address, in.ControlAddress, in.CaptureInterface)
+		}
+		if d.Address6.IsValid() || in.Address6 != "" {
+			t.Errorf("%s: IPv6 address %v (profile %q) in loopback mode, want none", d.Name, d.Address6, in.Address6)
 		}
 		c, err := net.DialTimeout("tcp", netip.AddrPortFrom(d.Address, mgmtPort).String(), 5*time.Second)
 		if err != nil {

@@ -1,7 +1,7 @@
 // Command fakedev is a stand-in for the reference device, for the bench's own tests only.
 // It speaks just enough of the bench contract (docs/SIM.md): it takes the same arguments
 // (`fakedev __refdev --hw DIR --data DIR --console-fd 3 --notify-fd 4 --listen IP
-// [--flaw NAME]...`), reads <hw>/factory.json, listens on <listen>:8443 (and :2323 with the
+// [--listen IP6] [--flaw NAME]...`), reads <hw>/factory.json, listens on <first listen>:8443 (and :2323 with the
 // debug-on flaw), connects to the broker over TLS with its factory account (client ID = its
 // ID, retained online status), writes `ready {"id","boot"}` to the notify fd after every
 // boot, and answers a few console commands (provision, pubkey, ping, reboot, crash).
@@ -66,7 +66,8 @@ func main() {
 	data := fs.String("data", "", "")
 	consoleFD := fs.Int("console-fd", -1, "")
 	notifyFD := fs.Int("notify-fd", -1, "")
-	listen := fs.String("listen", "", "")
+	var listens flawList // repeatable, as the device's (one per address family): the first serves
+	fs.Var(&listens, "listen", "")
 	var flaws flawList
 	fs.Var(&flaws, "flaw", "")
 	if err := fs.Parse(os.Args[2:]); err != nil {
@@ -80,7 +81,7 @@ func main() {
 		}
 		has[f] = true
 	}
-	if *consoleFD < 0 || *notifyFD < 0 || *hw == "" || *data == "" || *listen == "" {
+	if *consoleFD < 0 || *notifyFD < 0 || *hw == "" || *data == "" || len(listens) == 0 {
 		fmt.Fprintln(os.Stderr, "fakedev: missing arguments")
 		os.Exit(2)
 	}
@@ -122,7 +123,7 @@ func main() {
 		ports = append(ports, "2323")
 	}
 	for _, p := range ports {
-		ln, err := net.Listen("tcp", net.JoinHostPort(*listen, p))
+		ln, err := net.Listen("tcp", net.JoinHostPort(listens[0], p))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "fakedev: listen:", err)
 			os.Exit(1)
