@@ -43,6 +43,7 @@ func TestDetectionMatrix(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the detection matrix runs the baseline once per flaw; not in -short")
 	}
+	t.Parallel()
 	var sim []flaw
 	for _, f := range listFlaws(t) {
 		if slices.Contains(f.Backends, "sim") {

@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,8 +25,8 @@ const qemuProfile = "../fixtures/devices/qemu.yaml"
 // With CI set, anything missing fails the test instead.
 func requireQEMU(t *testing.T) {
 	t.Helper()
-	if os.Getenv("HILT_QEMU_E2E") == "" {
-		t.Skip("the emulated baseline runs (minutes under TCG) are outside make test's budget: make test-qemu runs them (HILT_QEMU_E2E=1)")
+	if testing.Short() {
+		t.Skip("the emulated baseline runs take minutes under TCG; not in -short")
 	}
 	requireRoot(t)
 	missing := func(what string) {
@@ -111,6 +114,9 @@ func logTimings(t *testing.T, r result) {
 // boot-to-ready is reported in the run's output, compliance.json and junit.xml.
 func TestQemuCompliantRun(t *testing.T) {
 	requireQEMU(t)
+	// Side by side with the simulated runs: the emulated units wait on TCG boots, the
+	// simulated ones mostly on their devices.
+	t.Parallel()
 	r := hilt(t, "run", "--device", qemuProfile)
 	logTimings(t, r)
 	if r.code != 0 {
@@ -200,6 +206,7 @@ func junitProperties(t *testing.T, path, name string) map[string]string {
 // and a few neighbours instead of the whole baseline (TestQemuCompliantRun runs that).
 func TestQemuFlaws(t *testing.T) {
 	requireQEMU(t)
+	t.Parallel()
 	flaws := map[string]flaw{}
 	for _, f := range listFlaws(t) {
 		flaws[f.Name] = f
@@ -208,15 +215,18 @@ func TestQemuFlaws(t *testing.T) {
 		flaw   string
 		filter string
 		why    string
+		// boot overrides the profile's boot timeout, where the flaw leaves a unit that never
+		// boots again and the run would wait out the whole timeout for nothing.
+		boot string
 	}{
 		// A power cut while the image is overwritten in place leaves no image to boot: the
-		// unit stays down, so nothing may run after SU-09 on it; SU-08 runs before it.
-		{"single-slot", "SU-08 || SU-09", "SU-09, and SU-08 which runs before it"},
+		// unit stays down, so nothing may run after SU-09 on it.
+		{"single-slot", "SU-09", "SU-09", "45s"},
 		// Decommission leaves userdata.bak on the raw disk: RT-03 reads data.img. RT-01 and
 		// RT-02 (two decommissions and reboots each, ~20-30 s) are left to the compliant run.
-		{"retire-leaves-residue", "RT-03 || RT-04", "RT-03, and RT-04 which decommissions too"},
+		{"retire-leaves-residue", "RT-03 || RT-04", "RT-03, and RT-04 which decommissions too", ""},
 		// Secrets in the clear on the raw disk: DP-03 (RT-03 may fail too).
-		{"plaintext-secrets-at-rest", "DP-03 || RT-03 || DP-02", "the storage scans, and DP-02"},
+		{"plaintext-secrets-at-rest", "DP-03 || RT-03 || DP-02", "the storage scans, and DP-02", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.flaw, func(t *testing.T) {
@@ -227,7 +237,11 @@ func TestQemuFlaws(t *testing.T) {
 			if !slices.Contains(f.Backends, "qemu") {
 				t.Fatalf("flaw %s does not list the qemu backend: %v", tc.flaw, f.Backends)
 			}
-			r := hilt(t, "run", "--device", qemuProfile, "--flaw", tc.flaw, "--label-filter", tc.filter)
+			prof := qemuProfile
+			if tc.boot != "" {
+				prof = profileWithBootTimeout(t, tc.boot)
+			}
+			r := hilt(t, "run", "--device", prof, "--flaw", tc.flaw, "--label-filter", tc.filter)
 			t.Logf("--label-filter %q: %s", tc.filter, tc.why)
 			logTimings(t, r)
 			if len(r.checks) == 0 {
@@ -235,5 +249,113 @@ func TestQemuFlaws(t *testing.T) {
 			}
 			checkAgainstMap(t, f, r)
 		})
+	}
+}
+
+// profileWithBootTimeout writes a copy of the emulated device's profile whose boot timeout
+// is d, its relative paths made absolute, and returns its path.
+func profileWithBootTimeout(t *testing.T, d string) string {
+	t.Helper()
+	b, err := os.ReadFile(qemuProfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := filepath.Abs(filepath.Dir(qemuProfile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(?m)^(\s+boot:\s*)\S+`)
+	if !re.Match(b) {
+		t.Fatalf("%s has no timeouts.boot line to override", qemuProfile)
+	}
+	text := re.ReplaceAllString(string(b), "${1}"+d)
+	text = strings.ReplaceAll(text, ": ../", ": "+dir+"/../")
+	p := filepath.Join(t.TempDir(), "qemu.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestQemuCommand starts `hilt qemu`, waits until it prints the profile of its running
+// units, interrupts it, and requires a clean exit that leaves no QEMU of it behind.
+func TestQemuCommand(t *testing.T) {
+	requireQEMU(t)
+	t.Parallel()
+	out := t.TempDir()
+	cmd := exec.Command(hiltBin, "qemu", "--device", qemuProfile, "--out", out)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	var printed []string
+	profilePath := ""
+	deadline := time.After(4 * time.Minute)
+	for profilePath == "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("hilt qemu ended before printing its profile\n%s\nstderr: %s", strings.Join(printed, "\n"), stderr.String())
+			}
+			printed = append(printed, l)
+			if f := strings.Fields(l); len(f) >= 2 && f[0] == "profile" {
+				profilePath = f[1]
+			}
+		case <-deadline:
+			t.Fatalf("hilt qemu printed no profile within 4 min\n%s", strings.Join(printed, "\n"))
+		}
+	}
+	text := strings.Join(printed, "\n")
+	for _, unit := range []string{"dev1", "dev2"} {
+		if !regexp.MustCompile(`(?m)^` + unit + `  ready \S+ after power-on`).MatchString(text) {
+			t.Errorf("hilt qemu's output does not say when %s got ready:\n%s", unit, text)
+		}
+	}
+	if _, err := os.Stat(profilePath); err != nil {
+		t.Errorf("the profile it printed: %v", err)
+	}
+	go func() {
+		for range lines {
+		}
+	}()
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("hilt qemu after Ctrl-C: %v, want exit 0\nstderr: %s", err, stderr.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("hilt qemu still runs a minute after Ctrl-C")
+	}
+	if _, err := os.Stat(profilePath); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the bench's profile %s is still there after Ctrl-C (stat: %v)", profilePath, err)
+	}
+	if _, err := os.Stat(filepath.Join(out, ".hilt", "qemu-bench.log")); err != nil {
+		t.Errorf("the bench log: %v", err)
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, _ := os.ReadFile(p)
+		if bytes.Contains(b, []byte(filepath.Dir(profilePath))) {
+			t.Errorf("a process of the stopped bench is still running: %s", bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+		}
 	}
 }

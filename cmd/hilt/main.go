@@ -4,6 +4,7 @@
 //	hilt run                       the whole baseline against two simulated devices
 //	hilt run --device PROFILE      against the devices a profile describes
 //	hilt sim                       start simulated devices to explore by hand
+//	hilt qemu                      start emulated (QEMU) devices to explore by hand
 //
 // Exit codes: 0 every applicable check passed; 1 a device failed a check; 2 an error,
 // bad input, or an interrupted run.
@@ -33,8 +34,10 @@ func main() {
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.AddCommand(newRunCmd(), newSimCmd(), newRefdevCmd(), newCheckCmd())
+	root.AddCommand(newRunCmd(), newSimCmd(), newQEMUCmd(), newRefdevCmd(), newCheckCmd())
+	stopProfile := startProfile(os.Args)
 	err := root.Execute()
+	stopProfile()
 	var ee exitError
 	switch {
 	case err == nil:

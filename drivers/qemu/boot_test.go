@@ -233,6 +233,9 @@ func TestBoot(t *testing.T) {
 		if err := vm.Wait(); err != nil {
 			t.Errorf("Wait after a power cut: %v, want nil", err)
 		}
+		if r := vm.ShutdownReason(); r != "host-qmp-quit" {
+			t.Errorf("ShutdownReason after a power cut: got %q, want host-qmp-quit", r)
+		}
 		if _, err := vm.QMP(ctx, "query-status", nil); err == nil {
 			t.Errorf("QMP after a power cut: no error")
 		}
@@ -248,6 +251,28 @@ func TestBoot(t *testing.T) {
 		vm2.Kill()
 		if err := vm2.Wait(); !errors.Is(err, qemu.ErrExited) {
 			t.Errorf("Wait after Kill: got %v, want ErrExited", err)
+		}
+		if r := vm2.ShutdownReason(); r != "" {
+			t.Errorf("ShutdownReason after Kill: got %q, want none", r)
+		}
+	})
+
+	t.Run("with NoReboot the guest's reboot ends QEMU", func(t *testing.T) {
+		g.opts.NoReboot = true
+		vm3, _, _ := g.start(t)
+		if got := command(t, vm3, "reboot"); got != "OK {}" {
+			t.Fatalf("reboot: got %q", got)
+		}
+		select {
+		case <-vm3.Exited():
+		case <-time.After(bootBudget):
+			t.Fatal("QEMU still runs after the guest rebooted with -no-reboot")
+		}
+		if err := vm3.Wait(); err != nil {
+			t.Errorf("Wait: %v, want nil", err)
+		}
+		if r := vm3.ShutdownReason(); r != "guest-reset" {
+			t.Errorf("ShutdownReason: got %q, want guest-reset", r)
 		}
 	})
 }
@@ -274,5 +299,8 @@ func TestFatalInitPowersOff(t *testing.T) {
 	}
 	if err := vm.Wait(); err != nil {
 		t.Errorf("Wait: %v, want nil (the guest powered off)", err)
+	}
+	if r := vm.ShutdownReason(); r != "guest-shutdown" {
+		t.Errorf("ShutdownReason: got %q, want guest-shutdown", r)
 	}
 }

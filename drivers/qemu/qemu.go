@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hilt-project/hilt/internal/rundir"
 )
 
 // Binary is the QEMU system emulator the package runs.
@@ -52,6 +54,9 @@ type Options struct {
 	Console io.Writer
 	// Binary is the emulator to run; empty means qemu-system-x86_64 from PATH.
 	Binary string
+	// NoReboot makes QEMU exit when the guest reboots (-no-reboot) instead of resetting the
+	// machine in the same process; ShutdownReason then says "guest-reset".
+	NoReboot bool
 }
 
 // VM is a running QEMU process.
@@ -69,6 +74,9 @@ type VM struct {
 	exited  chan struct{}
 	waitErr error // from cmd.Wait, valid once exited is closed
 	cleanup sync.Once
+
+	mu       sync.Mutex // guards shutdown
+	shutdown string     // the reason of QEMU's last SHUTDOWN event
 }
 
 // Start checks opts, starts QEMU paused, connects to its monitor, opens the serial console
@@ -95,7 +103,7 @@ func Start(ctx context.Context, opts Options) (*VM, error) {
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	// The monitor socket's path must fit in sun_path (108 bytes): a short directory of its own.
-	runDir, err := os.MkdirTemp("", "hilt-qemu-")
+	runDir, err := rundir.New(rundir.QEMUVM)
 	if err != nil {
 		return nil, fmt.Errorf("qemu %s: %w", opts.Name, err)
 	}
@@ -224,6 +232,16 @@ func (vm *VM) findPTY(ctx context.Context) (string, error) {
 }
 
 func (vm *VM) event(name string, data json.RawMessage) {
+	if name == "SHUTDOWN" {
+		var ev struct {
+			Reason string `json:"reason"`
+		}
+		if json.Unmarshal(data, &ev) == nil {
+			vm.mu.Lock()
+			vm.shutdown = ev.Reason
+			vm.mu.Unlock()
+		}
+	}
 	if len(data) > 0 {
 		vm.logf("event %s %s", name, data)
 	} else {
@@ -315,6 +333,20 @@ func (vm *VM) PowerCut(ctx context.Context) error {
 	}
 }
 
+// ShutdownReason is the reason QEMU gave in its last SHUTDOWN event (QMP's ShutdownCause:
+// "guest-reset" when the guest rebooted under NoReboot, "guest-shutdown" when it powered
+// off, "host-qmp-quit" after PowerCut), or "" when there was none (QEMU killed or crashed).
+func (vm *VM) ShutdownReason() string {
+	select {
+	case <-vm.exited:
+		vm.release()
+	default:
+	}
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return vm.shutdown
+}
+
 // Exited is closed when QEMU has exited.
 func (vm *VM) Exited() <-chan struct{} { return vm.exited }
 
@@ -347,6 +379,12 @@ func (vm *VM) release() {
 			vm.con.release()
 		}
 		if vm.qmp != nil {
+			// QEMU has exited: let the monitor's reader take the events QEMU sent last
+			// (SHUTDOWN and its reason) before the connection is closed under it.
+			select {
+			case <-vm.qmp.done:
+			case <-time.After(time.Second):
+			}
 			vm.qmp.close()
 		}
 		os.RemoveAll(vm.runDir)
@@ -407,6 +445,9 @@ func (o *Options) commandLine(accel, qmpSock string) []string {
 		"-serial", "pty",
 		"-qmp", "unix:" + qmpSock,
 		"-S",
+	}
+	if o.NoReboot {
+		args = append(args, "-no-reboot")
 	}
 	for i, d := range o.Disks {
 		id := fmt.Sprintf("disk%d", i)

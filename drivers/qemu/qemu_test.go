@@ -49,7 +49,13 @@ func TestCommandLine(t *testing.T) {
 			opts:  Options{Name: "x", Kernel: "/k", Initramfs: "/i", MemoryMB: 512, ExtraArgs: []string{"-device", "pvpanic"}},
 			accel: "kvm",
 			want:  [][]string{{"-accel", "kvm", "-cpu", "host"}, {"-m", "512"}, {"-append", "console=ttyS0,115200"}, {"-device", "pvpanic"}},
-			not:   []string{"-netdev", "-drive"},
+			not:   []string{"-netdev", "-drive", "-no-reboot"},
+		},
+		{
+			name:  "no reboot: the guest's reboot ends QEMU",
+			opts:  Options{Name: "x", Kernel: "/k", Initramfs: "/i", NoReboot: true},
+			accel: "tcg",
+			want:  [][]string{{"-S", "-no-reboot"}},
 		},
 	}
 	for _, tc := range tests {

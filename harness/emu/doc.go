@@ -9,7 +9,8 @@
 //     interface, IPv6 off); the unit gets the other address, on the kernel command line;
 //   - a data disk (data.img, ext4 labelled hilt-data, the unit's flash) and a key store disk
 //     (keystore.img, ext4 labelled hilt-ks, standing for a secure element) holding the factory
-//     record factory.json with a random per-unit seed, so that units of one image differ;
+//     record factory.json with a seed made of the bench's production batch (the same for
+//     every unit) and a random per-unit half, so that units of one image differ;
 //   - a console relay: a pty of the bench's own (the profile's serial port, also linked as
 //     <dir>/<unit>/console) that stays in place while the unit's QEMU is power-cycled, like a
 //     serial cable left plugged in. What the guest prints reaches whoever has it open;
@@ -27,7 +28,10 @@
 // that data.img can be scanned as raw storage, then Restart. The console relay carries the
 // new boot's output, "refdev ready" included, to the harness. Close kills every VM and
 // removes the taps and (unless kept) the run folder; it is idempotent and safe after a
-// failed Start, which calls it itself.
+// failed Start, which calls it itself. Temporary folders are named after the PID of the
+// process that owns them (internal/rundir): Start removes the taps and folders of benches
+// whose process died without Close (SIGKILL, a crash); their QEMUs died with them
+// (parent-death signal).
 //
 // The bench needs root (tap devices), qemu-system-x86_64, iproute2, e2fsprogs, and the kernel
 // cache and initramfs of `make qemu-image`. Its tests boot real VMs; they skip when something

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hilt-project/hilt/drivers/qemu"
 	"github.com/hilt-project/hilt/harness/profile"
+	"github.com/hilt-project/hilt/internal/rundir"
 )
 
 // Defaults.
@@ -147,6 +148,11 @@ type Bench struct {
 	units     []*unit
 	prof      *profile.Profile
 
+	// ctx lives as long as the bench: the units' watchers boot rebooted guests under it,
+	// and Close cancels it first so that no watcher boots a unit the bench is removing.
+	ctx  context.Context
+	stop context.CancelFunc
+
 	logMu     sync.Mutex
 	closeOnce sync.Once
 	closeErr  error
@@ -159,6 +165,7 @@ func Start(ctx context.Context, opts Options) (b *Bench, err error) {
 		return nil, err
 	}
 	b = &Bench{opts: opts, runID: randomHex(3)}
+	b.ctx, b.stop = context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
 		if err != nil {
 			b.Close()
@@ -172,6 +179,11 @@ func Start(ctx context.Context, opts Options) (b *Bench, err error) {
 		b.logf("warning: stale taps: %v", err)
 	} else if len(removed) > 0 {
 		b.logf("removed taps of dead runs: %s", strings.Join(removed, " "))
+	}
+	if removed, err := rundir.RemoveStale(rundir.Emu, rundir.EmuSock, rundir.QEMUVM); err != nil {
+		b.logf("warning: stale folders: %v", err)
+	} else if len(removed) > 0 {
+		b.logf("removed folders of dead runs: %s", strings.Join(removed, " "))
 	}
 	if err := b.makeLinks(ctx); err != nil {
 		return b, err
@@ -191,8 +203,9 @@ func Start(ctx context.Context, opts Options) (b *Bench, err error) {
 		}
 		infos = got
 	}
+	batch := randomHex(16) // one production batch: every unit's seed starts with it
 	for i, u := range b.units {
-		if err := u.prepare(ctx, infos[i]); err != nil {
+		if err := u.prepare(ctx, infos[i], batch); err != nil {
 			return b, err
 		}
 	}
@@ -305,7 +318,7 @@ func (o *Options) fill() error {
 
 func (b *Bench) makeDirs() error {
 	if b.opts.Dir == "" {
-		d, err := os.MkdirTemp("", "hilt-emu-")
+		d, err := rundir.New(rundir.Emu)
 		if err != nil {
 			return fmt.Errorf("emu: %w", err)
 		}
@@ -321,7 +334,7 @@ func (b *Bench) makeDirs() error {
 		b.dir = d
 	}
 	// Control sockets need short paths (sun_path is 108 bytes).
-	r, err := os.MkdirTemp("", "hq-")
+	r, err := rundir.New(rundir.EmuSock)
 	if err != nil {
 		return fmt.Errorf("emu: %w", err)
 	}
@@ -468,6 +481,7 @@ func (b *Bench) Restart(ctx context.Context, name string) error {
 // run folder not kept) the run folder. It is idempotent and safe after a failed Start.
 func (b *Bench) Close() error {
 	b.closeOnce.Do(func() {
+		b.stop()
 		var errs []error
 		for _, u := range b.units {
 			errs = append(errs, u.close())

@@ -104,14 +104,16 @@ func (u *unit) logf(format string, a ...any) {
 	u.bench.logf("%s: %s", u.name, fmt.Sprintf(format, a...))
 }
 
-// prepare writes the factory record and makes both disks.
-func (u *unit) prepare(ctx context.Context, bi BrokerInfo) error {
-	seed := make([]byte, 32)
-	if _, err := rand.Read(seed); err != nil {
+// prepare writes the factory record and makes both disks. batch is the production batch's
+// half of the seed (32 hex digits, the same for every unit of the bench); the unit's own
+// half is random.
+func (u *unit) prepare(ctx context.Context, bi BrokerInfo, batch string) error {
+	own := make([]byte, 16)
+	if _, err := rand.Read(own); err != nil {
 		return fmt.Errorf("emu: %s: seed: %w", u.name, err)
 	}
 	rec := factoryRecord{
-		Seed:         hex.EncodeToString(seed),
+		Seed:         batch + hex.EncodeToString(own),
 		BrokerTLS:    bi.TLSAddr,
 		BrokerPlain:  bi.PlainAddr,
 		BrokerCAPEM:  bi.CAPEM,
@@ -147,12 +149,22 @@ func (u *unit) prepare(ctx context.Context, bi BrokerInfo) error {
 
 // boot starts the unit's QEMU and waits for the ready line.
 func (u *unit) boot(ctx context.Context) error {
+	vm, begin, err := u.start(ctx)
+	if err != nil {
+		return err
+	}
+	return u.awaitReady(ctx, vm, begin)
+}
+
+// start starts a QEMU for the unit and connects its control port; the guest runs. A
+// watcher follows the process from then on (see watch).
+func (u *unit) start(ctx context.Context) (*qemu.VM, time.Time, error) {
 	o := u.bench.opts
 	sock := filepath.Join(u.bench.runDir, u.name+".ctl")
 	_ = os.Remove(sock)
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
-		return fmt.Errorf("emu: %s: control socket: %w", u.name, err)
+		return nil, time.Time{}, fmt.Errorf("emu: %s: control socket: %w", u.name, err)
 	}
 	defer ln.Close()
 	defer os.Remove(sock)
@@ -171,37 +183,49 @@ func (u *unit) boot(ctx context.Context) error {
 		Disks:     []string{u.dataImage, u.ksImage},
 		Tap:       u.tap.Name,
 		MAC:       u.mac,
+		// A guest reboot ends this QEMU; watch boots the unit in a new one (faster than a
+		// reset of the same process under TCG, docs/QEMU.md).
+		NoReboot: true,
 		// The control port: the second UART (ttyS1), a socket QEMU connects to.
 		ExtraArgs: []string{"-chardev", "socket,id=ctl,path=" + sock, "-device", "isa-serial,chardev=ctl,index=1"},
 		Log:       o.Log,
 		Console:   io.MultiWriter(u.consoleLog, u.relay),
 	})
 	if err != nil {
-		return fmt.Errorf("emu: %s: %w", u.name, err)
-	}
-	fail := func(err error) error {
-		vm.Kill()
-		u.relay.attach(nil)
-		return fmt.Errorf("emu: %s: %w", u.name, err)
+		return nil, time.Time{}, fmt.Errorf("emu: %s: %w", u.name, err)
 	}
 	// QEMU connected while it started, before the guest ran.
 	conn, err := acceptCtx(ctx, ln)
 	if err != nil {
-		return fail(fmt.Errorf("control port: %w", err))
+		vm.Kill()
+		return nil, time.Time{}, fmt.Errorf("emu: %s: control port: %w", u.name, err)
 	}
 	u.relay.attach(vm)
 	u.mu.Lock()
 	u.vm, u.ctl, u.cmdline = vm, newCtl(u.name, conn), vm.CommandLine()
 	u.mu.Unlock()
+	go u.watch(vm)
+	return vm, begin, nil
+}
 
-	bctx, cancel := context.WithTimeout(ctx, o.BootTimeout)
+// awaitReady waits for vm's ready line and records the boot time from begin. When the line
+// does not come, vm is killed (unless the harness already replaced or stopped it).
+func (u *unit) awaitReady(ctx context.Context, vm *qemu.VM, begin time.Time) error {
+	bctx, cancel := context.WithTimeout(ctx, u.bench.opts.BootTimeout)
 	defer cancel()
 	if _, err := vm.Expect(bctx, readyRE); err != nil {
 		u.mu.Lock()
-		u.ctl.close()
-		u.vm, u.ctl = nil, nil
+		mine := u.vm == vm
+		if mine {
+			u.ctl.close()
+			u.vm, u.ctl = nil, nil
+		}
 		u.mu.Unlock()
-		return fail(err)
+		if mine {
+			vm.Kill()
+			u.relay.attach(nil)
+		}
+		return fmt.Errorf("emu: %s: %w", u.name, err)
 	}
 	d := time.Since(begin)
 	u.mu.Lock()
@@ -212,6 +236,44 @@ func (u *unit) boot(ctx context.Context) error {
 	u.mu.Unlock()
 	u.logf("ready %v after starting QEMU (accel %s)", d.Round(time.Millisecond), vm.Accel())
 	return nil
+}
+
+// watch follows one QEMU process of the unit until it exits. QEMU runs with -no-reboot, so
+// a guest that reboots itself (an update, a decommission, a reboot command) ends it with
+// reason guest-reset: watch then boots the unit in a new QEMU on the same disks, tap and
+// console relay, as the reset would have. Exits the harness caused (power cut, shutdown for
+// a scan, the bench closing) are theirs to handle; any other exit (the guest powered off,
+// QEMU crashed or was killed) leaves the unit off, logged with its last console lines.
+func (u *unit) watch(vm *qemu.VM) {
+	<-vm.Exited()
+	ctx := u.bench.ctx
+	u.opMu.Lock()
+	if ctx.Err() != nil || u.currentVM() != vm {
+		u.opMu.Unlock()
+		return
+	}
+	reason := vm.ShutdownReason()
+	werr := vm.Wait()
+	u.off()
+	if reason != "guest-reset" {
+		u.opMu.Unlock()
+		if reason == "" {
+			reason = "no shutdown event: killed or crashed"
+		}
+		u.logf("QEMU exited on its own (%s): %v; last console lines:\n  %s", reason, werr, strings.Join(vm.ConsoleTail(5), "\n  "))
+		return
+	}
+	u.logf("the guest rebooted: QEMU exited (-no-reboot); booting the unit in a new QEMU")
+	nvm, begin, err := u.start(ctx)
+	u.opMu.Unlock()
+	if err != nil {
+		u.logf("reboot: %v", err)
+		return
+	}
+	// Outside opMu: a power cut may land while the unit boots, as on a board.
+	if err := u.awaitReady(ctx, nvm, begin); err != nil {
+		u.logf("reboot: %v", err)
+	}
 }
 
 func acceptCtx(ctx context.Context, ln net.Listener) (net.Conn, error) {
