@@ -227,7 +227,7 @@ func (e *Env) la01(ctx SpecContext, c *C) {
 	var report strings.Builder
 	fmt.Fprintf(&report, "TCP scan of %s (all ports), %s scan\n", in.Address, r.Method)
 	if r.Fallback != "" {
-		fmt.Fprintf(&report, "(no SYN scan: %s)\n", r.Fallback)
+		fmt.Fprintf(&report, "(%s)\n", r.Fallback)
 	}
 	for _, p := range open {
 		fmt.Fprintf(&report, "tcp %d open (%s)\n", p, orUndeclared(declared[p]))
@@ -237,6 +237,24 @@ func (e *Env) la01(ctx SpecContext, c *C) {
 	}
 	for _, p := range unverifiable {
 		fmt.Fprintf(&report, "tcp %d open on the control address %s too: cannot be attributed\n", p, in.ControlAddress)
+	}
+	// The device's other family: every port open there must be declared too (a service
+	// bound to [::] only is as reachable as one on the IPv4 address).
+	var open6 []int
+	if in.Address6 != "" {
+		r6, err := netprobe.ScanAttributed(ctx, in.Address6, "")
+		c.Must(err, "scan the TCP ports of "+in.Address6)
+		open6 = r6.Open
+		fmt.Fprintf(&report, "TCP scan of %s (all ports), %s scan\n", in.Address6, r6.Method)
+		if r6.Fallback != "" {
+			fmt.Fprintf(&report, "(%s)\n", r6.Fallback)
+		}
+		for _, p := range open6 {
+			fmt.Fprintf(&report, "tcp %d open (%s)\n", p, orUndeclared(declared[p]))
+		}
+		for _, p := range r6.Filtered {
+			fmt.Fprintf(&report, "tcp %d filtered (neither accepted nor refused in time)\n", p)
+		}
 	}
 	var udpOpen []int
 	for _, p := range e.udpPorts() {
@@ -261,8 +279,20 @@ func (e *Env) la01(ctx SpecContext, c *C) {
 			undeclared = append(undeclared, strconv.Itoa(p))
 		}
 	}
-	if len(undeclared) > 0 {
+	var undeclared6 []string
+	for _, p := range open6 {
+		if _, ok := declared[p]; !ok {
+			undeclared6 = append(undeclared6, strconv.Itoa(p))
+		}
+	}
+	switch {
+	case len(undeclared) > 0 && len(undeclared6) > 0:
+		c.Failf("TCP ports open that no declared interface names: on %s %s, on %s %s (declared: %v)",
+			in.Address, strings.Join(undeclared, ", "), in.Address6, strings.Join(undeclared6, ", "), declared)
+	case len(undeclared) > 0:
 		c.Failf("TCP ports open on %s that no declared interface names: %s (declared: %v)", in.Address, strings.Join(undeclared, ", "), declared)
+	case len(undeclared6) > 0:
+		c.Failf("TCP ports open on %s (IPv6) that no declared interface names: %s (declared: %v)", in.Address6, strings.Join(undeclared6, ", "), declared)
 	}
 	if len(unverifiable) > 0 {
 		c.Errorf("ports %v answer on the control address %s as well as on the device's %s: they belong to the host, and whether the device also listens there cannot be told",
@@ -270,6 +300,10 @@ func (e *Env) la01(ctx SpecContext, c *C) {
 	}
 	if len(open) == 0 && len(declared) > 0 {
 		c.Errorf("the scan of %s found no open TCP port at all, not even a declared one (%v): nothing observed", in.Address, declared)
+	}
+	if in.Address6 != "" {
+		c.Note("open TCP ports on %s %v (%s scan), on %s %v, all declared; declared UDP ports open: %v", in.Address, open, r.Method, in.Address6, open6, udpOpen)
+		return
 	}
 	c.Note("open TCP ports %v (%s scan), all declared; declared UDP ports open: %v", open, r.Method, udpOpen)
 }

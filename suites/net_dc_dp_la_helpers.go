@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -422,19 +421,4 @@ func (e *Env) toggleTCP(ctx context.Context, c *C, f *findings, d profile.Interf
 	if !was {
 		set(false)
 	}
-}
-
-// unscannedNote says which of the device's addresses a port scan of scanned leaves out
-// (its IPv6 one, where the profile gives one), for LA-01's report; "" when none is left out.
-func (e *Env) unscannedNote(scanned ...string) string {
-	var left []string
-	for _, h := range e.S.Inst.Addresses() {
-		if !slices.Contains(scanned, h) {
-			left = append(left, h)
-		}
-	}
-	if len(left) == 0 {
-		return ""
-	}
-	return fmt.Sprintf("not scanned: %s, the device's other address(es) from the profile (LA-02 probes the declared disableable ports there)", addrList(left))
 }

@@ -224,7 +224,7 @@ func scanTCP(ctx context.Context, host string, cfg scanConfig) (portScan, error)
 		default:
 			// Not permitted, or no answer at all (the connect scan tells an unreachable
 			// device from a silent one), or the raw socket failed: connect instead.
-			r.fallback = "SYN scan: " + err.Error()
+			r.fallback = err.Error()
 			clear(states)
 		}
 	}
