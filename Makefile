@@ -19,7 +19,7 @@ run: build
 
 ## test: every test, then a short fuzz pass; installs the system packages it needs where missing
 ## (the emulated device's tests need the kernel and initramfs: qemu-image). The e2e package runs
-## the emulated runs (TestQemu*) side by side with the detection matrix.
+## the emulated runs (TestQemu) side by side with the simulated detection matrix.
 test: deps deps-qemu qemu-image vet fmt-check
 	$(GO) test -count=1 -timeout 30m $(PKGS)
 	$(MAKE) fuzz FUZZTIME=5s
@@ -47,7 +47,7 @@ qemu-image:
 ## emulated hilt runs (e2e TestQemu*)
 test-qemu: deps-qemu qemu-image
 	$(GO) test -count=1 -timeout 10m ./drivers/qemu/ ./harness/emu/ ./fixtures/qemu/... ./harness/runner/
-	$(GO) test -count=1 -timeout 40m -run '^TestQemu' -v ./e2e
+	$(GO) test -count=1 -timeout 40m -run '^TestQemu$$' -v ./e2e
 
 vet:
 	$(GO) vet $(PKGS)

@@ -68,6 +68,16 @@ func TestDetectionMatrix(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	ran := 0
+	for _, r := range measured {
+		if len(r.checks) > 0 {
+			ran++
+		}
+	}
+	if ran < len(sim) {
+		t.Logf("%d of %d simulated flaws ran (-run selected some): which checks no flaw made fail is not judged", ran, len(sim))
+		return
+	}
 	caught := map[string]bool{}
 	for _, r := range measured {
 		for _, id := range r.with("fail") {
@@ -80,7 +90,7 @@ func TestDetectionMatrix(t *testing.T) {
 			never = append(never, c)
 		}
 	}
-	// SU-09 is caught only on the emulated device (single-slot), see qemu_test.go.
+	// SU-09 is caught only on the emulated device (single-slot, TestQemu/Flaws).
 	never = slices.DeleteFunc(never, func(id string) bool { return id == "SU-09" })
 	if len(never) > 0 {
 		t.Errorf("checks that no simulated flaw made fail: %v", never)

@@ -109,14 +109,23 @@ func logTimings(t *testing.T, r result) {
 	t.Logf("slowest checks: %s", strings.Join(slow, ", "))
 }
 
-// TestQemuCompliantRun runs the whole baseline against two emulated reference devices:
+// TestQemu runs the emulated device's end-to-end tests one after another, side by side
+// with the simulated detection matrix: the emulated units wait on TCG boots, the simulated
+// ones mostly on their devices. Flaws holds the flaws only the emulated device has
+// (single-slot) and two others to the frozen map, as the matrix does for simulated ones.
+func TestQemu(t *testing.T) {
+	requireQEMU(t)
+	t.Parallel()
+	t.Run("CompliantRun", qemuCompliantRun)
+	t.Run("Flaws", qemuFlaws)
+	t.Run("Command", qemuCommand)
+	t.Run("Killed", qemuKilled)
+}
+
+// qemuCompliantRun runs the whole baseline against two emulated reference devices:
 // everything passes, SU-09 (power cuts during an update) included, and each unit's
 // boot-to-ready is reported in the run's output, compliance.json and junit.xml.
-func TestQemuCompliantRun(t *testing.T) {
-	requireQEMU(t)
-	// Side by side with the simulated runs: the emulated units wait on TCG boots, the
-	// simulated ones mostly on their devices.
-	t.Parallel()
+func qemuCompliantRun(t *testing.T) {
 	r := hilt(t, "run", "--device", qemuProfile)
 	logTimings(t, r)
 	if r.code != 0 {
@@ -200,13 +209,12 @@ func junitProperties(t *testing.T, path, name string) map[string]string {
 	return got
 }
 
-// TestQemuFlaws runs flawed emulated devices against the frozen map: the checks a flaw
+// qemuFlaws runs flawed emulated devices against the frozen map: the checks a flaw
 // names fail, others fail only where the map allows, nothing errors. To keep make test
 // within its budget each run selects, with --label-filter, the checks its flaw concerns
-// and a few neighbours instead of the whole baseline (TestQemuCompliantRun runs that).
-func TestQemuFlaws(t *testing.T) {
+// and a few neighbours instead of the whole baseline (TestQemu/CompliantRun runs that).
+func qemuFlaws(t *testing.T) {
 	requireQEMU(t)
-	t.Parallel()
 	flaws := map[string]flaw{}
 	for _, f := range listFlaws(t) {
 		flaws[f.Name] = f
@@ -277,11 +285,9 @@ func profileWithBootTimeout(t *testing.T, d string) string {
 	return p
 }
 
-// TestQemuCommand starts `hilt qemu`, waits until it prints the profile of its running
+// qemuCommand starts `hilt qemu`, waits until it prints the profile of its running
 // units, interrupts it, and requires a clean exit that leaves no QEMU of it behind.
-func TestQemuCommand(t *testing.T) {
-	requireQEMU(t)
-	t.Parallel()
+func qemuCommand(t *testing.T) {
 	out := t.TempDir()
 	cmd := exec.Command(hiltBin, "qemu", "--device", qemuProfile, "--out", out)
 	stdout, err := cmd.StdoutPipe()

@@ -668,13 +668,11 @@ func TestConcurrentRuns(t *testing.T) {
 	}
 }
 
-// TestQemuKilled kills the QEMU of one emulated unit mid-run: the run ends within its
+// qemuKilled kills the QEMU of one emulated unit mid-run: the run ends within its
 // timeouts, that unit's checks still to run are errors (none fails, none passes after the
 // kill), the other unit's pass, the reports are written, the exit code is 2, and no tap,
 // QEMU, folder or disk image of the run is left.
-func TestQemuKilled(t *testing.T) {
-	requireQEMU(t)
-	t.Parallel()
+func qemuKilled(t *testing.T) {
 	// The killed unit's checks end when their wait for it does: a shorter boot timeout
 	// than the busy-host default keeps the test short.
 	r := startHilt(t, "run", "--device", profileWithBootTimeout(t, "30s"), "--label-filter", "DI-01 || DC-01")
