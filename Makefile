@@ -47,7 +47,7 @@ qemu-image:
 ## emulated hilt runs (e2e TestQemu*)
 test-qemu: deps-qemu qemu-image
 	$(GO) test -count=1 -timeout 10m ./drivers/qemu/ ./harness/emu/ ./fixtures/qemu/... ./harness/runner/
-	$(GO) test -count=1 -timeout 40m -run '^TestQemu$$' -v ./e2e
+	$(GO) test -count=1 -timeout 40m -run '^TestQemu' -v ./e2e
 
 vet:
 	$(GO) vet $(PKGS)

@@ -118,6 +118,13 @@ func TestQemu(t *testing.T) {
 	t.Parallel()
 	t.Run("CompliantRun", qemuCompliantRun)
 	t.Run("Flaws", qemuFlaws)
+}
+
+// TestQemuBench starts emulated units by hand (hilt qemu) and kills one mid-run: short
+// tests of their own, so that they fill whichever lane ends first.
+func TestQemuBench(t *testing.T) {
+	requireQEMU(t)
+	t.Parallel()
 	t.Run("Command", qemuCommand)
 	t.Run("Killed", qemuKilled)
 }
