@@ -179,5 +179,15 @@ func matrixMarkdown(fs []flaw, rs []result) string {
 		}
 		fmt.Fprintf(&b, "| %s |\n", strings.Join(row, " | "))
 	}
+	b.WriteString(matrixFooter)
 	return b.String()
 }
+
+// matrixFooter says what the table leaves to other tests.
+const matrixFooter = "\nThe rows are the simulated flaws of the frozen map, then the project's subtle flaws " +
+	"(docs/REFDEV.md, \"Subtle flaws\"). SU-09 is skipped on the simulated device (a killed process " +
+	"cannot model power loss): the emulated device's flaw `single-slot` makes it fail, measured by " +
+	"`TestQemu/Flaws` (`make test-qemu`) with `retire-leaves-residue` and `plaintext-secrets-at-rest` " +
+	"on emulated units too (docs/QEMU.md). Errors appear only where the map allows any other verdict " +
+	"(units that share an ID collide on the broker).\n"
+
