@@ -3,12 +3,13 @@
 //
 // Probing:
 //   - ScanTCP probes every TCP port (or those given WithPorts) and returns the open
-//     ones. As root (CAP_NET_RAW) on Linux, for an IPv4 address, it runs a SYN scan: one
-//     raw IPv4 socket sends a SYN per port (at most WithConcurrency unanswered, each
-//     unanswered one sent once more after WithDialTimeout) and, through a socket filter,
-//     reads the target's answers to its one source port: SYN-ACK is open, RST closed,
-//     silence filtered; the host's own stack resets the SYN-ACKs. Otherwise (no raw
-//     socket, IPv6, or no answer at all) it connects to every port: refused is closed,
+//     ones. As root (CAP_NET_RAW) on Linux it runs a SYN scan: one raw socket (IPv4 or
+//     IPv6; for IPv6 the kernel computes the checksum) sends a SYN per port (at most
+//     WithConcurrency unanswered, each unanswered one sent once more after
+//     WithDialTimeout) and, through a socket filter, reads the answers to its one source
+//     port from the target: SYN-ACK is open, RST closed, silence filtered; the host's own
+//     stack resets the SYN-ACKs. Otherwise (no raw socket, or no answer at all) it
+//     connects to every port: refused is closed,
 //     silence is filtered, and any other failure fails the scan with ErrUnreachable, so
 //     that "could not reach" never reads as "nothing open". On Linux the connects are
 //     non-blocking and multiplexed on epoll. WithMethod forces one method; a full

@@ -20,7 +20,7 @@ var (
 	ErrUnreachable = errors.New("target unreachable")
 	// ErrBadAddress: the address or port cannot be used.
 	ErrBadAddress = errors.New("bad address")
-	// errSYNUnavailable: no raw socket (not root, no CAP_NET_RAW), not Linux, or not IPv4.
+	// errSYNUnavailable: no raw socket (not root, no CAP_NET_RAW), or not Linux.
 	errSYNUnavailable = errors.New("SYN scan unavailable")
 )
 
@@ -31,7 +31,7 @@ type ScanMethod string
 const (
 	// ScanAuto (the default) runs a SYN scan where it can, the connect scan otherwise.
 	ScanAuto ScanMethod = ""
-	// ScanSYN sends one SYN per port from a raw IPv4 socket (Linux, root or CAP_NET_RAW)
+	// ScanSYN sends one SYN per port from a raw socket (Linux, root or CAP_NET_RAW)
 	// and reads the answers: SYN-ACK open, RST closed, silence (after one retransmission)
 	// filtered. No socket per port, no handshake completed: the host's stack resets each
 	// SYN-ACK, since nothing of its own asked for it.

@@ -21,9 +21,10 @@ const synSnap = 60 + 14
 // synBatch is how many SYNs go out between two looks at the answers.
 const synBatch = 128
 
-// synScanner is one SYN scan of one IPv4 address: a raw IPv4 socket (IPPROTO_TCP) that
-// sends SYNs from one source port and, through a socket filter, receives only the target's
-// packets to that port.
+// synScanner is one SYN scan of one address: a raw socket (IPPROTO_TCP) that sends SYNs
+// from one source port and, through a socket filter, receives only the packets to that
+// port (for IPv4 only the target's; for IPv6, whose raw sockets deliver no IP header, the
+// source is checked on each answer).
 type synScanner struct {
 	fd     int
 	wake   int // eventfd: ctx ended
@@ -31,26 +32,30 @@ type synScanner struct {
 	dst    netip.Addr
 	sport  int
 	key    uint32
-	dstSA  unix.SockaddrInet4
+	dstSA  unix.Sockaddr
+	v6     bool
 	pkt    [24]byte // TCP header with the MSS option
 	rdbuf  [synSnap]byte
 	closer []int
 }
 
 // openSYN opens the sockets of a SYN scan of ip. It fails with errSYNUnavailable (wrapped)
-// when a raw socket is not permitted (not root, no CAP_NET_RAW) or ip is not IPv4.
+// when a raw socket is not permitted (not root, no CAP_NET_RAW).
 func openSYN(ip netip.Addr) (*synScanner, error) {
-	if !ip.Is4() {
-		return nil, fmt.Errorf("%w: %s is not IPv4", errSYNUnavailable, ip)
+	ip = ip.Unmap()
+	family := unix.AF_INET
+	s := &synScanner{fd: -1, wake: -1, dst: ip, v6: ip.Is6()}
+	if s.v6 {
+		family = unix.AF_INET6
 	}
-	s := &synScanner{fd: -1, wake: -1, dst: ip, dstSA: unix.SockaddrInet4{Addr: ip.As4()}}
+	s.dstSA = sockaddr(ip, 0)
 	ok := false
 	defer func() {
 		if !ok {
 			s.close()
 		}
 	}()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil {
 		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
 			return nil, fmt.Errorf("%w: raw socket: %w", errSYNUnavailable, err)
@@ -66,24 +71,41 @@ func openSYN(ip netip.Addr) (*synScanner, error) {
 	// Reserve the source port: a bound TCP socket keeps the kernel from giving it to a
 	// connection of its own while the scan runs. The host's stack answers the device's
 	// SYN-ACKs to it with a RST (nothing listens), which ends each half-open connection.
-	res, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	res, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("reserve a source port: %w", err)
 	}
 	s.closer = append(s.closer, res)
-	if err := unix.Bind(res, &unix.SockaddrInet4{Addr: s.src.As4()}); err != nil {
+	if err := unix.Bind(res, sockaddr(s.src, 0)); err != nil {
 		return nil, fmt.Errorf("reserve a source port: %w", err)
 	}
 	sa, err := unix.Getsockname(res)
 	if err != nil {
 		return nil, fmt.Errorf("reserve a source port: %w", err)
 	}
-	s.sport = sa.(*unix.SockaddrInet4).Port
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		s.sport = a.Port
+	case *unix.SockaddrInet6:
+		s.sport = a.Port
+	}
 	// Send from that address, so that the checksum's pseudo-header is right.
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: s.src.As4()}); err != nil {
+	if err := unix.Bind(fd, sockaddr(s.src, 0)); err != nil {
 		return nil, fmt.Errorf("bind raw socket: %w", err)
 	}
-	prog := synFilter(ip, s.sport)
+	if s.v6 {
+		// IPv6 raw sockets: the kernel computes (and on receipt checks) the TCP checksum
+		// at offset 16, with the pseudo-header of the addresses it uses.
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_CHECKSUM, 16); err != nil {
+			return nil, fmt.Errorf("raw socket checksum: %w", err)
+		}
+	}
+	var prog []unix.SockFilter
+	if s.v6 {
+		prog = synFilter6(s.sport)
+	} else {
+		prog = synFilter(ip, s.sport)
+	}
 	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER,
 		&unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}); err != nil {
 		return nil, fmt.Errorf("attach socket filter: %w", err)
@@ -116,21 +138,44 @@ func (s *synScanner) close() {
 	s.closer = nil
 }
 
+// sockaddr is ip and port as a socket address of ip's family.
+func sockaddr(ip netip.Addr, port int) unix.Sockaddr {
+	if ip.Is4() {
+		return &unix.SockaddrInet4{Addr: ip.As4(), Port: port}
+	}
+	return &unix.SockaddrInet6{Addr: ip.As16(), Port: port}
+}
+
+// addrOf is the address of a socket address.
+func addrOf(sa unix.Sockaddr) netip.Addr {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrFrom4(a.Addr)
+	case *unix.SockaddrInet6:
+		return netip.AddrFrom16(a.Addr)
+	}
+	return netip.Addr{}
+}
+
 // sourceFor returns the local address the kernel would use to reach ip.
 func sourceFor(ip netip.Addr) (netip.Addr, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	family := unix.AF_INET
+	if ip.Is6() {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("route lookup: %w", err)
 	}
 	defer unix.Close(fd)
-	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: ip.As4(), Port: 9}); err != nil {
+	if err := unix.Connect(fd, sockaddr(ip, 9)); err != nil {
 		return netip.Addr{}, fmt.Errorf("%w: route to %s: %w", ErrUnreachable, ip, err)
 	}
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("route lookup: %w", err)
 	}
-	return netip.AddrFrom4(sa.(*unix.SockaddrInet4).Addr), nil
+	return addrOf(sa), nil
 }
 
 // synFilter is a classic BPF program for a raw IPv4 socket (the packet starts at the IP
@@ -145,6 +190,17 @@ func synFilter(ip netip.Addr, sport int) []unix.SockFilter {
 		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jf: 1, K: uint32(sport)},                 // 4: not sport: drop
 		{Code: unix.BPF_RET | unix.BPF_K, K: synSnap},                                             // 5: keep
 		{Code: unix.BPF_RET | unix.BPF_K, K: 0},                                                   // 6: drop
+	}
+}
+
+// synFilter6 is a classic BPF program for a raw IPv6 socket (the packet starts at the TCP
+// header): keep synSnap bytes of the packets to TCP port sport, drop the rest.
+func synFilter6(sport int) []unix.SockFilter {
+	return []unix.SockFilter{
+		{Code: unix.BPF_LD | unix.BPF_H | unix.BPF_ABS, K: 2},                     // 0: A = TCP destination port
+		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jf: 1, K: uint32(sport)}, // 1: not sport: drop
+		{Code: unix.BPF_RET | unix.BPF_K, K: synSnap},                             // 2: keep
+		{Code: unix.BPF_RET | unix.BPF_K, K: 0},                                   // 3: drop
 	}
 }
 
@@ -166,9 +222,11 @@ func (s *synScanner) send(port int) error {
 	binary.BigEndian.PutUint16(p[18:], 0)
 	p[20], p[21] = 2, 4 // MSS 1460
 	binary.BigEndian.PutUint16(p[22:], 1460)
-	binary.BigEndian.PutUint16(p[16:], tcpChecksum(s.src.As4(), s.dst.As4(), p))
+	if !s.v6 { // IPv6: the kernel fills it in (IPV6_CHECKSUM)
+		binary.BigEndian.PutUint16(p[16:], tcpChecksum(s.src.As4(), s.dst.As4(), p))
+	}
 	for {
-		err := unix.Sendto(s.fd, p, 0, &s.dstSA)
+		err := unix.Sendto(s.fd, p, 0, s.dstSA)
 		if err != unix.EINTR {
 			return err
 		}
@@ -201,14 +259,20 @@ type synAnswer struct {
 // parseAnswer reads an answer from the target (the filter let only those through): it
 // counts if it is a SYN-ACK or a RST acknowledging this scan's SYN to its port.
 func (s *synScanner) parseAnswer(b []byte) (synAnswer, bool) {
-	if len(b) < 20 || b[0]>>4 != 4 {
+	t := b
+	if !s.v6 { // an IPv4 raw socket delivers the IP header, an IPv6 one does not
+		if len(b) < 20 || b[0]>>4 != 4 {
+			return synAnswer{}, false
+		}
+		ihl := int(b[0]&0x0f) * 4
+		if ihl < 20 || len(b) < ihl+14 || b[9] != unix.IPPROTO_TCP {
+			return synAnswer{}, false
+		}
+		t = b[ihl:]
+	}
+	if len(t) < 14 {
 		return synAnswer{}, false
 	}
-	ihl := int(b[0]&0x0f) * 4
-	if ihl < 20 || len(b) < ihl+14 || b[9] != unix.IPPROTO_TCP {
-		return synAnswer{}, false
-	}
-	t := b[ihl:]
 	port := int(binary.BigEndian.Uint16(t[0:]))
 	if int(binary.BigEndian.Uint16(t[2:])) != s.sport || binary.BigEndian.Uint32(t[8:]) != s.seq(port)+1 {
 		return synAnswer{}, false
@@ -283,7 +347,7 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 		}
 		// Read every answer queued.
 		for {
-			m, err := unix.Read(s.fd, s.rdbuf[:])
+			m, from, err := unix.Recvfrom(s.fd, s.rdbuf[:], 0)
 			if err == unix.EINTR {
 				continue
 			}
@@ -292,6 +356,9 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 					break
 				}
 				return fmt.Errorf("read answers: %w", err)
+			}
+			if s.v6 && addrOf(from) != s.dst {
+				continue // the IPv6 filter cannot see the source: another host's packet
 			}
 			a, ok := s.parseAnswer(s.rdbuf[:m])
 			if !ok {
@@ -366,7 +433,7 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 // busy reports whether a send failed only because the interface's queue is full.
 func busy(err error) bool { return err == unix.ENOBUFS || err == unix.EAGAIN }
 
-// probeSYN scans the ports of ip with SYNs from a raw socket (root or CAP_NET_RAW, IPv4).
+// probeSYN scans the ports of ip with SYNs from a raw socket (root or CAP_NET_RAW).
 func probeSYN(ctx context.Context, ip netip.Addr, cfg scanConfig, states []portState) error {
 	s, err := openSYN(ip)
 	if err != nil {
