@@ -308,7 +308,8 @@ func (vm *VM) QMP(ctx context.Context, cmd string, args any) (json.RawMessage, e
 }
 
 // Reset presses the reset button: the guest reboots at once, losing its RAM; QEMU and the
-// console pty stay.
+// console pty stay. Under NoReboot QEMU exits instead (ShutdownReason
+// "host-qmp-system-reset").
 func (vm *VM) Reset(ctx context.Context) error {
 	_, err := vm.QMP(ctx, "system_reset", nil)
 	return err

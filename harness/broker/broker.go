@@ -124,11 +124,13 @@ func (e *ConnectError) Unwrap() error { return e.Err }
 
 // Broker is the embedded MQTT broker.
 type Broker struct {
-	server *mqtt.Server
-	tlsLn  net.Listener
-	plain  net.Listener
-	prefix string
-	log    io.Writer
+	server *mqtt.Server // replaced by Resume: under restart
+	tlsLn  net.Listener // replaced by Resume: under restart
+	plain  net.Listener // replaced by Resume: under restart
+	// The listeners' addresses, set by Start and kept by Resume: read without a lock.
+	tlsAddr, plainAddr *net.TCPAddr
+	prefix             string
+	log                io.Writer
 
 	mu       sync.Mutex
 	accounts map[string]*Account // by user name
@@ -228,14 +230,15 @@ func Start(ctx context.Context, opts Options) (*Broker, error) {
 		b.server.Close()
 		return nil, fmt.Errorf("broker: serve: %w", err)
 	}
+	b.tlsAddr, b.plainAddr = b.tlsLn.Addr().(*net.TCPAddr), b.plain.Addr().(*net.TCPAddr)
 	return b, nil
 }
 
 // TLSAddr returns the TLS listener's address.
-func (b *Broker) TLSAddr() *net.TCPAddr { return b.tlsLn.Addr().(*net.TCPAddr) }
+func (b *Broker) TLSAddr() *net.TCPAddr { return b.tlsAddr }
 
 // PlainAddr returns the plaintext listener's address.
-func (b *Broker) PlainAddr() *net.TCPAddr { return b.plain.Addr().(*net.TCPAddr) }
+func (b *Broker) PlainAddr() *net.TCPAddr { return b.plainAddr }
 
 // TopicPrefix returns the topic prefix the ACL is built on.
 func (b *Broker) TopicPrefix() string { return b.prefix }

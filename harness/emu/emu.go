@@ -148,10 +148,10 @@ type Bench struct {
 	units     []*unit
 	prof      *profile.Profile
 
-	// ctx lives as long as the bench: the units' watchers boot rebooted guests under it,
-	// and Close cancels it first so that no watcher boots a unit the bench is removing.
-	ctx  context.Context
-	stop context.CancelFunc
+	// done is closed first thing in Close: the units' watchers (unit.watch) boot no unit
+	// the bench is removing, and Close waits for them.
+	done     chan struct{}
+	watchers sync.WaitGroup
 
 	logMu     sync.Mutex
 	closeOnce sync.Once
@@ -165,7 +165,7 @@ func Start(ctx context.Context, opts Options) (b *Bench, err error) {
 		return nil, err
 	}
 	b = &Bench{opts: opts, runID: randomHex(3)}
-	b.ctx, b.stop = context.WithCancel(context.WithoutCancel(ctx))
+	b.done = make(chan struct{})
 	defer func() {
 		if err != nil {
 			b.Close()
@@ -481,11 +481,13 @@ func (b *Bench) Restart(ctx context.Context, name string) error {
 // run folder not kept) the run folder. It is idempotent and safe after a failed Start.
 func (b *Bench) Close() error {
 	b.closeOnce.Do(func() {
-		b.stop()
+		close(b.done)
 		var errs []error
 		for _, u := range b.units {
 			errs = append(errs, u.close())
 		}
+		// Every QEMU is dead: the watchers end (none boots a unit after done).
+		b.watchers.Wait()
 		if b.runDir != "" {
 			errs = append(errs, os.RemoveAll(b.runDir))
 		}
@@ -495,6 +497,19 @@ func (b *Bench) Close() error {
 		b.closeErr = errors.Join(errs...)
 	})
 	return b.closeErr
+}
+
+// lifetime returns a context that ends when the bench closes.
+func (b *Bench) lifetime() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-b.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 func (b *Bench) logf(format string, a ...any) {

@@ -204,6 +204,7 @@ func (u *unit) start(ctx context.Context) (*qemu.VM, time.Time, error) {
 	u.mu.Lock()
 	u.vm, u.ctl, u.cmdline = vm, newCtl(u.name, conn), vm.CommandLine()
 	u.mu.Unlock()
+	u.bench.watchers.Add(1)
 	go u.watch(vm)
 	return vm, begin, nil
 }
@@ -245,8 +246,10 @@ func (u *unit) awaitReady(ctx context.Context, vm *qemu.VM, begin time.Time) err
 // a scan, the bench closing) are theirs to handle; any other exit (the guest powered off,
 // QEMU crashed or was killed) leaves the unit off, logged with its last console lines.
 func (u *unit) watch(vm *qemu.VM) {
+	defer u.bench.watchers.Done()
 	<-vm.Exited()
-	ctx := u.bench.ctx
+	ctx, cancel := u.bench.lifetime()
+	defer cancel()
 	u.opMu.Lock()
 	if ctx.Err() != nil || u.currentVM() != vm {
 		u.opMu.Unlock()
@@ -255,7 +258,9 @@ func (u *unit) watch(vm *qemu.VM) {
 	reason := vm.ShutdownReason()
 	werr := vm.Wait()
 	u.off()
-	if reason != "guest-reset" {
+	// guest-reset: the guest rebooted itself; host-qmp-system-reset: someone pressed the
+	// reset button (QMP system_reset), which -no-reboot also turns into an exit.
+	if reason != "guest-reset" && reason != "host-qmp-system-reset" {
 		u.opMu.Unlock()
 		if reason == "" {
 			reason = "no shutdown event: killed or crashed"
@@ -263,8 +268,10 @@ func (u *unit) watch(vm *qemu.VM) {
 		u.logf("QEMU exited on its own (%s): %v; last console lines:\n  %s", reason, werr, strings.Join(vm.ConsoleTail(5), "\n  "))
 		return
 	}
-	u.logf("the guest rebooted: QEMU exited (-no-reboot); booting the unit in a new QEMU")
-	nvm, begin, err := u.start(ctx)
+	u.logf("the guest rebooted (%s): QEMU exited (-no-reboot); booting the unit in a new QEMU", reason)
+	sctx, scancel := context.WithTimeout(ctx, u.bench.opts.BootTimeout)
+	nvm, begin, err := u.start(sctx)
+	scancel()
 	u.opMu.Unlock()
 	if err != nil {
 		u.logf("reboot: %v", err)
