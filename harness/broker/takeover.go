@@ -20,11 +20,8 @@ import (
 // minutes while its telemetry kept coming.
 //
 // The guard holds a new session, before the broker reads its first packet, until the
-// previous session of its ID has gone through its disconnect and, where the broker will
-// remove it (a clean session not taken over), until that removal: it then puts the new
-// client back in the list, which the removal dropped. The broker unsubscribes the old
-// session by client ID just before removing it, so the new session's subscriptions, read
-// after the guard lets it go, are made after that.
+// previous session of its ID has gone through its disconnect and its removal from the
+// client list; it then puts the new client back in the list if that removal dropped it.
 type takeoverGuard struct {
 	mqtt.HookBase
 	srv *mqtt.Server
@@ -38,23 +35,10 @@ type takeoverGuard struct {
 type session struct {
 	cl   *mqtt.Client
 	gone chan struct{} // closed when its disconnect hook ran
-	// Set before gone is closed: whether the broker goes on to remove the client ID from
-	// its list (a clean session not taken over), and when the hook ran.
-	removal bool
-	goneAt  time.Time
 }
 
-const (
-	// takeoverWait bounds how long a new session waits for its predecessor's disconnect.
-	takeoverWait = 2 * time.Second
-	// removalWait bounds, from the predecessor's disconnect hook, the wait for its removal
-	// from the list: the broker's goroutine does no waiting in between, so this is only
-	// scheduling delay on a busy host; a removal done before the new client was added is
-	// not seen at all and costs this wait once.
-	removalWait = 500 * time.Millisecond
-	// forgetAfter is how long an ended session is kept for a successor to find.
-	forgetAfter = takeoverWait
-)
+// takeoverWait bounds how long a new session waits for its predecessor's cleanup.
+const takeoverWait = 2 * time.Second
 
 func newTakeoverGuard(srv *mqtt.Server) *takeoverGuard {
 	return &takeoverGuard{srv: srv, sessions: map[*mqtt.Client]*session{}, latest: map[string]*session{}}
@@ -84,42 +68,39 @@ func (g *takeoverGuard) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) 
 	case <-deadline.C:
 		return
 	}
-	if !prev.removal {
-		return // taken over, or a persistent session: the broker removes nothing
-	}
-	// The old session's goroutine unsubscribes and removes its client ID next: wait for
-	// the removal (the ID missing from the list) and put the new client back.
-	limit := prev.goneAt.Add(removalWait)
+	// Between its disconnect hook and its removal from the list the old session's
+	// goroutine does no waiting: look until it is done.
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	for {
-		if cur, ok := g.srv.Clients.Get(cl.ID); !ok {
-			g.srv.Clients.Add(cl)
+		cur, ok := g.srv.Clients.Get(cl.ID)
+		switch {
+		case ok && cur == cl:
+			return // the removal came first, or did not happen (taken over)
+		case !ok:
+			g.srv.Clients.Add(cl) // the removal dropped the new client: put it back
 			return
-		} else if cur != cl {
-			return // a newer session replaced this one: it is that session's to guard
 		}
-		if time.Now().After(limit) {
-			return // the removal came before the new client was added, or never
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			return
 		}
-		<-tick.C
 	}
 }
 
-// OnDisconnect marks the session gone, with whether the broker will remove its client ID
-// (the broker's own test, made right after this hook), and forgets it a little later.
-func (g *takeoverGuard) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+// OnDisconnect marks the session gone, and forgets it once no successor can need it.
+func (g *takeoverGuard) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	s := g.sessions[cl]
 	if s == nil {
 		return
 	}
-	s.removal, s.goneAt = expire && !cl.IsTakenOver(), time.Now()
 	close(s.gone)
 	delete(g.sessions, cl)
 	id := cl.ID
-	time.AfterFunc(forgetAfter, func() {
+	time.AfterFunc(takeoverWait, func() {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		if g.latest[id] == s {
