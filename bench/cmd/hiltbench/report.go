@@ -200,7 +200,7 @@ func (r *report) baseline() {
 		"The five slowest checks (%s) take %s, %.0f%% of the sum.",
 		fmtDur(cpu), fmtDur(wall), cpu.Seconds()/wall.Seconds(), fmtDur(ms(sumMed)), 100*float64(sumMed)/float64(wall.Milliseconds()), fmtDur(up),
 		strings.Join(top, ", "), fmtDur(ms(topSum)), 100*float64(topSum)/float64(max(sumMed, 1)))
-	waits := "shorter waits (a shorter telemetry interval on the simulated device, shorter lockouts in LA-05, which sets 2 s and 1 s itself, faster reboots) or the checks of one device run concurrently"
+	waits := "shorter waits (a shorter telemetry interval on the simulated device, a shorter lockout in LA-05, which waits out one of at least 1 s, faster reboots) or the checks of one device run concurrently"
 	if cpu < targetBaseline {
 		r.p("Reaching 3 s would need %s; a faster harness alone would not get there, since all the CPU the run uses (%s) already fits in the target.", waits, fmtDur(cpu))
 	} else {
