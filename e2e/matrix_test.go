@@ -190,4 +190,3 @@ const matrixFooter = "\nThe rows are the simulated flaws of the frozen map, then
 	"`TestQemu/Flaws` (`make test-qemu`) with `retire-leaves-residue` and `plaintext-secrets-at-rest` " +
 	"on emulated units too (docs/QEMU.md). Errors appear only where the map allows any other verdict " +
 	"(units that share an ID collide on the broker).\n"
-
