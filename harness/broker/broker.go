@@ -184,19 +184,9 @@ func Start(ctx context.Context, opts Options) (*Broker, error) {
 		b.accounts[d.Username] = &d
 	}
 
-	logw := opts.Log
-	if logw == nil {
-		logw = io.Discard
-	}
-	b.server = mqtt.New(&mqtt.Options{
-		Logger:       slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelError})),
-		InlineClient: false,
-	})
-	if err := b.server.AddHook(&hook{b: b}, nil); err != nil {
-		return nil, fmt.Errorf("broker: add auth hook: %w", err)
-	}
-	if err := b.server.AddHook(newTakeoverGuard(b.server), nil); err != nil {
-		return nil, fmt.Errorf("broker: add takeover guard: %w", err)
+	var serr error
+	if b.server, serr = b.newServer(opts.Log); serr != nil {
+		return nil, serr
 	}
 
 	var err error
@@ -232,6 +222,25 @@ func Start(ctx context.Context, opts Options) (*Broker, error) {
 	}
 	b.tlsAddr, b.plainAddr = b.tlsLn.Addr().(*net.TCPAddr), b.plain.Addr().(*net.TCPAddr)
 	return b, nil
+}
+
+// newServer makes a mochi server with the broker's hooks (accounts and ACL, the takeover
+// guard), logging errors to logw: Start's, and Resume's after a restart.
+func (b *Broker) newServer(logw io.Writer) (*mqtt.Server, error) {
+	if logw == nil {
+		logw = io.Discard
+	}
+	server := mqtt.New(&mqtt.Options{
+		Logger:       slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelError})),
+		InlineClient: false,
+	})
+	if err := server.AddHook(&hook{b: b}, nil); err != nil {
+		return nil, fmt.Errorf("broker: add auth hook: %w", err)
+	}
+	if err := server.AddHook(newTakeoverGuard(server), nil); err != nil {
+		return nil, fmt.Errorf("broker: add takeover guard: %w", err)
+	}
+	return server, nil
 }
 
 // TLSAddr returns the TLS listener's address.

@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 )
 
@@ -60,24 +57,11 @@ func (b *Broker) Resume(ctx context.Context) error {
 		return fmt.Errorf("broker: resume: TLS listener on %s: %w", old.Addr(), err)
 	}
 	tlsLn := &tlsListener{Listener: raw, cfg: old.cfg, fail: old.fail}
-	logw := b.log
-	if logw == nil {
-		logw = io.Discard
-	}
-	server := mqtt.New(&mqtt.Options{
-		Logger:       slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelError})),
-		InlineClient: false,
-	})
-	if err := server.AddHook(&hook{b: b}, nil); err != nil {
+	server, err := b.newServer(b.log)
+	if err != nil {
 		raw.Close()
 		plain.Close()
-		return fmt.Errorf("broker: resume: add auth hook: %w", err)
-	}
-	// The same hooks as Start's.
-	if err := server.AddHook(newTakeoverGuard(server), nil); err != nil {
-		raw.Close()
-		plain.Close()
-		return fmt.Errorf("broker: resume: add takeover guard: %w", err)
+		return fmt.Errorf("broker: resume: %w", err)
 	}
 	for _, l := range []listeners.Listener{listeners.NewNet(ListenerTLS, tlsLn), listeners.NewNet(ListenerPlain, plain)} {
 		if err := server.AddListener(l); err != nil {
