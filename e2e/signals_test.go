@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hilt-project/hilt/harness/netns"
 )
 
 // Fault tests on the harness side: hilt run interrupted (SIGINT, SIGTERM, SIGHUP), killed
@@ -43,6 +45,48 @@ type bgRun struct {
 	done chan struct{}
 	err  error
 	t0   time.Time
+	// scratch, when set, is the run's own state folder and temporary folder.
+	scratch *scratch
+}
+
+// scratch is a private HILT_STATE_DIR and TMPDIR for the runs of one test: what those runs
+// leave, and what they remove, is out of reach of the benches that other packages' tests
+// start at the same time (go test runs packages side by side, and every bench start
+// removes what dead runs in its state folder left).
+type scratch struct{ state, tmp string }
+
+// newScratch makes a scratch pair, removed when the test ends. The temporary folder's
+// path is short: the runs make unix sockets in it.
+func newScratch(t *testing.T) *scratch {
+	t.Helper()
+	root, err := os.MkdirTemp("", "hk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	sc := &scratch{state: filepath.Join(root, "s"), tmp: filepath.Join(root, "t")}
+	for _, d := range []string{sc.state, sc.tmp} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sc
+}
+
+// stateDir is the folder of the run's network state files.
+func (r *bgRun) stateDir() string {
+	if r.scratch != nil {
+		return r.scratch.state
+	}
+	return "/run/hilt"
+}
+
+// tmpDir is the run's temporary folder.
+func (r *bgRun) tmpDir() string {
+	if r.scratch != nil {
+		return r.scratch.tmp
+	}
+	return os.TempDir()
 }
 
 // syncBuffer is a bytes.Buffer written by the child's output and read by the test.
@@ -66,9 +110,18 @@ func (s *syncBuffer) String() string {
 // startHilt starts hilt with args and a fresh --out folder, without waiting for it.
 func startHilt(t *testing.T, args ...string) *bgRun {
 	t.Helper()
-	r := &bgRun{dir: t.TempDir(), out: &syncBuffer{}, done: make(chan struct{})}
+	return startHiltIn(t, nil, args...)
+}
+
+// startHiltIn is startHilt with the state and temporary folders of sc (nil: the machine's).
+func startHiltIn(t *testing.T, sc *scratch, args ...string) *bgRun {
+	t.Helper()
+	r := &bgRun{dir: t.TempDir(), out: &syncBuffer{}, done: make(chan struct{}), scratch: sc}
 	r.args = append(args, "--out", r.dir)
 	r.cmd = exec.Command(hiltBin, r.args...)
+	if sc != nil {
+		r.cmd.Env = append(os.Environ(), netns.StateDirEnv+"="+sc.state, "TMPDIR="+sc.tmp)
+	}
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
 	r.t0 = time.Now()
 	if err := r.cmd.Start(); err != nil {
@@ -197,7 +250,7 @@ func leftovers(t *testing.T, r *bgRun) []string {
 		}
 		time.Sleep(100 * time.Millisecond) // polling for processes to exit, bounded by deadline
 	}
-	for _, st := range stateFilesOf(pid) {
+	for _, st := range stateFilesOf(r.stateDir(), pid) {
 		left = append(left, fmt.Sprintf("run state %s (namespaces %v, veths %v)", st.path, st.Namespaces, st.HostIfs))
 	}
 	nsOut, _ := exec.Command("ip", "netns", "list").Output()
@@ -225,7 +278,7 @@ func leftovers(t *testing.T, r *bgRun) []string {
 		}
 	}
 	for _, p := range ownedPrefixes {
-		m, _ := filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("%s%d-*", p, pid)))
+		m, _ := filepath.Glob(filepath.Join(r.tmpDir(), fmt.Sprintf("%s%d-*", p, pid)))
 		for _, d := range m {
 			left = append(left, "folder "+d)
 		}
@@ -280,9 +333,9 @@ type stateFile struct {
 	HostIfs    []string `json:"host_ifs"`
 }
 
-// stateFilesOf returns the network state files (harness/netns, /run/hilt) owned by pid.
-func stateFilesOf(pid int) []stateFile {
-	m, _ := filepath.Glob("/run/hilt/*.json")
+// stateFilesOf returns the network state files (harness/netns) in dir owned by pid.
+func stateFilesOf(dir string, pid int) []stateFile {
+	m, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	var out []stateFile
 	for _, p := range m {
 		b, err := os.ReadFile(p)
@@ -562,11 +615,12 @@ func TestKilledRunLeftovers(t *testing.T) {
 	requireRoot(t)
 	// The live run: the whole baseline on one unit (10-20 s), still running when the next
 	// run starts.
-	live := startHilt(t, "run", "--devices", "1")
+	sc := newScratch(t)
+	live := startHiltIn(t, sc, "run", "--devices", "1")
 	liveID := live.waitFor(t, runIDRE, outputWait)[1]
 	live.waitFor(t, regexp.MustCompile(`(?m)^running \d+ checks`), outputWait)
 
-	dead := startHilt(t, "run", "--devices", "2", "--label-filter", "DI-01 || LA-05 || LA-01")
+	dead := startHiltIn(t, sc, "run", "--devices", "2", "--label-filter", "DI-01 || LA-05 || LA-01")
 	deadID := dead.waitFor(t, runIDRE, outputWait)[1]
 	dead.waitFor(t, sigProgressRE("DI-01"), outputWait)
 	if err := dead.cmd.Process.Kill(); err != nil {
@@ -597,7 +651,7 @@ func TestKilledRunLeftovers(t *testing.T) {
 		t.Fatalf("the live run ended before the next run's cleanup; make its selection longer:\n%s", lastLines(live.out.String(), 20))
 	default:
 	}
-	next := startHilt(t, "run", "--devices", "1", "--label-filter", "DI-01")
+	next := startHiltIn(t, sc, "run", "--devices", "1", "--label-filter", "DI-01")
 	code, took := next.wait(t, runWait, next.t0)
 	t.Logf("next run: exit %d in %v", code, took.Round(time.Millisecond))
 	if code != 0 {

@@ -180,9 +180,18 @@ func (n *Network) Close(ctx context.Context) error {
 	return removeRun(ctx, n.stateDir, st)
 }
 
-// DefaultStateDir is where run state files live: /run/hilt for root, else
-// $TMPDIR/hilt-runs.
+// StateDirEnv names the environment variable that moves the run state files (and the lock
+// that orders runs) to another folder. Runs only see, and only clean up after, the runs that
+// share their state folder: a lab gives each group of benches its own, and tests that
+// assert what a run removed give themselves one that no concurrent test touches.
+const StateDirEnv = "HILT_STATE_DIR"
+
+// DefaultStateDir is where run state files live: $HILT_STATE_DIR if set, else /run/hilt
+// for root, else $TMPDIR/hilt-runs.
 func DefaultStateDir() string {
+	if d := os.Getenv(StateDirEnv); d != "" {
+		return d
+	}
 	if os.Geteuid() == 0 {
 		return "/run/hilt"
 	}

@@ -465,3 +465,19 @@ func TestSetupBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestDefaultStateDirEnv: HILT_STATE_DIR moves the state folder; unset, root's is /run/hilt.
+func TestDefaultStateDirEnv(t *testing.T) {
+	t.Setenv(StateDirEnv, "/srv/lab-a/hilt")
+	if got := DefaultStateDir(); got != "/srv/lab-a/hilt" {
+		t.Errorf("with %s set: DefaultStateDir() = %q, want /srv/lab-a/hilt", StateDirEnv, got)
+	}
+	t.Setenv(StateDirEnv, "")
+	want := filepath.Join(os.TempDir(), "hilt-runs")
+	if os.Geteuid() == 0 {
+		want = "/run/hilt"
+	}
+	if got := DefaultStateDir(); got != want {
+		t.Errorf("with %s empty: DefaultStateDir() = %q, want %q", StateDirEnv, got, want)
+	}
+}
