@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/hilt-project/hilt/drivers/mqtt"
 	"github.com/hilt-project/hilt/wire"
@@ -40,33 +41,71 @@ func (m *MQTT) Close() error { return nil }
 
 // Do implements Transport.
 func (m *MQTT) Do(ctx context.Context, auth *wire.Auth, cmd string, args map[string]any) (json.RawMessage, error) {
-	corr := m.tag + "-q" + strconv.FormatInt(m.seq.Add(1), 10)
-	b, err := json.Marshal(wire.Request{Corr: corr, Auth: auth, Cmd: cmd, Args: args})
-	if err != nil {
-		return nil, err
+	return m.do(ctx, 0, auth, cmd, args)
+}
+
+// DoRepeating is Do for a command that may safely run more than once (ping, info), sent to
+// a device that may not be listening yet: one that is reconnecting to its broker loses a
+// request published before it subscribes again. It publishes the request again every
+// `every` (each copy under a correlation ID of its own) and returns the first answer to
+// any copy, however late, until ctx ends.
+func (m *MQTT) DoRepeating(ctx context.Context, every time.Duration, auth *wire.Auth, cmd string, args map[string]any) (json.RawMessage, error) {
+	if every <= 0 {
+		return nil, fmt.Errorf("%s: %s over mqtt: repeat interval %v, want > 0", m.device, cmd, every)
 	}
+	return m.do(ctx, every, auth, cmd, args)
+}
+
+// do publishes the request, again every `every` when it is positive, and waits for the
+// answer to any copy.
+func (m *MQTT) do(ctx context.Context, every time.Duration, auth *wire.Auth, cmd string, args map[string]any) (json.RawMessage, error) {
 	rec := m.c.Recorder()
 	mark := rec.Mark()
 	lost := m.c.Status().Lost
 	respTopic := Topic(m.prefix, m.id, "resp")
-	if err := m.c.Publish(ctx, Topic(m.prefix, m.id, "cmd"), b, 1, false); err != nil {
-		if st := m.c.Status(); errors.Is(err, mqtt.ErrNotConnected) || st.Lost != lost || !st.Connected {
-			return nil, fmt.Errorf("%s: %s over mqtt: %w: %w", m.device, cmd, ErrLinkLost, err)
+	sent := map[string]bool{}
+	publish := func() error {
+		corr := m.tag + "-q" + strconv.FormatInt(m.seq.Add(1), 10)
+		b, err := json.Marshal(wire.Request{Corr: corr, Auth: auth, Cmd: cmd, Args: args})
+		if err != nil {
+			return err
 		}
-		return nil, fmt.Errorf("%s: %s over mqtt: %w: %w", m.device, cmd, ErrNoAnswer, err)
+		sent[corr] = true
+		if err := m.c.Publish(ctx, Topic(m.prefix, m.id, "cmd"), b, 1, false); err != nil {
+			if st := m.c.Status(); errors.Is(err, mqtt.ErrNotConnected) || st.Lost != lost || !st.Connected {
+				return fmt.Errorf("%s: %s over mqtt: %w: %w", m.device, cmd, ErrLinkLost, err)
+			}
+			return fmt.Errorf("%s: %s over mqtt: %w: %w", m.device, cmd, ErrNoAnswer, err)
+		}
+		return nil
 	}
 	var resp wire.Response
-	_, err = rec.WaitFor(ctx, mark, func(msg mqtt.Message) bool {
+	answer := func(msg mqtt.Message) bool {
 		if msg.Topic != respTopic {
 			return false
 		}
 		var r wire.Response
-		if json.Unmarshal(msg.Payload, &r) != nil || r.Corr != corr {
+		if json.Unmarshal(msg.Payload, &r) != nil || !sent[r.Corr] {
 			return false
 		}
 		resp = r
 		return true
-	})
+	}
+	var err error
+	for {
+		if err := publish(); err != nil {
+			return nil, err
+		}
+		wctx, cancel := ctx, context.CancelFunc(func() {})
+		if every > 0 {
+			wctx, cancel = context.WithTimeout(ctx, every)
+		}
+		_, err = rec.WaitFor(wctx, mark, answer)
+		cancel()
+		if err == nil || ctx.Err() != nil || every <= 0 {
+			break
+		}
+	}
 	if err != nil {
 		if st := m.c.Status(); st.Lost != lost || !st.Connected {
 			// The harness's own connection to the broker broke meanwhile (or was down

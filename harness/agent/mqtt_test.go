@@ -2,12 +2,14 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/hilt-project/hilt/drivers/mqtt"
 	"github.com/hilt-project/hilt/drivers/mqtt/mqtttest"
+	"github.com/hilt-project/hilt/wire"
 )
 
 // TestMQTTLinkLost: a command over MQTT that gets no answer is the device's silence
@@ -42,6 +44,60 @@ func TestMQTTLinkLost(t *testing.T) {
 			}
 			if tc.want == ErrLinkLost && errors.Is(err, ErrNoAnswer) {
 				t.Errorf("a lost broker connection reads as the device's silence: %v", err)
+			}
+		})
+	}
+}
+
+// TestMQTTDoRepeating: a request the device does not hear (it is reconnecting) is sent
+// again; an answer to any copy, however late, ends the wait; a device that never answers
+// is ErrNoAnswer when the context ends.
+func TestMQTTDoRepeating(t *testing.T) {
+	cases := []struct {
+		name string
+		// answer says which copy (1-based) the device answers, and after how many copies
+		// have been sent; 0 never.
+		answerCopy, afterCopies int
+		wantErr                 error
+		minCopies               int
+	}{
+		{"answers the first copy at once", 1, 1, nil, 1},
+		{"misses two copies, answers the third", 3, 3, nil, 3},
+		{"answers the first copy late, after the third was sent", 1, 3, nil, 3},
+		{"never answers", 0, 0, ErrNoAnswer, 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := mqtttest.NewFake()
+			defer f.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			if err := f.Subscribe(ctx, Topic("hilt", "rd-1", "resp"), 1); err != nil {
+				t.Fatal(err)
+			}
+			var corrs []string
+			f.Respond(func(m mqtt.Message) []mqtt.Message {
+				var req wire.Request
+				if err := json.Unmarshal(m.Payload, &req); err != nil || m.Topic != Topic("hilt", "rd-1", "cmd") {
+					return nil
+				}
+				corrs = append(corrs, req.Corr)
+				if tc.answerCopy == 0 || len(corrs) != tc.afterCopies {
+					return nil
+				}
+				b, _ := json.Marshal(wire.Response{Corr: corrs[tc.answerCopy-1], OK: true, Result: json.RawMessage(`{"pong":true}`)})
+				return []mqtt.Message{{Topic: Topic("hilt", "rd-1", "resp"), Payload: b}}
+			})
+			tr := NewMQTT("dev1", f, "hilt", "rd-1", "t1")
+			res, err := tr.DoRepeating(ctx, 100*time.Millisecond, nil, "ping", nil)
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr != nil) != (err != nil) {
+				t.Fatalf("got %v (result %s), want %v", err, res, tc.wantErr)
+			}
+			if n := len(f.Published()); n < tc.minCopies {
+				t.Errorf("%d copies published, want at least %d", n, tc.minCopies)
+			}
+			if err == nil && string(res) != `{"pong":true}` {
+				t.Errorf("result %s, want the device's answer", res)
 			}
 		})
 	}
