@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -211,6 +212,13 @@ func (e *Env) interfaces() {
 	})
 }
 
+// udpProbe is the outcome of LA-01's probe of one declared UDP port.
+type udpProbe struct {
+	port int
+	r    netprobe.UDPResult
+	err  error
+}
+
 // la01 scans the device's ports and checks every open one is declared.
 func (e *Env) la01(ctx SpecContext, c *C) {
 	in := e.S.Inst
@@ -221,8 +229,27 @@ func (e *Env) la01(ctx SpecContext, c *C) {
 		}
 	}
 	// A SYN scan where hilt may open a raw socket (root), a connect scan otherwise; with a
-	// control address, ports that answer there too are set apart (ScanAttributed).
-	r, err := e.scanAll(ctx, in.Address, in.ControlAddress)
+	// control address, ports that answer there too are set apart (ScanAttributed). The
+	// scans of the two families and the UDP probes (which wait for silence) run at once.
+	var (
+		wg        sync.WaitGroup
+		r, r6     netprobe.ScanResult
+		err, err6 error
+		udp       = make([]udpProbe, len(e.udpPorts()))
+	)
+	wg.Go(func() { r, err = e.scanAll(ctx, in.Address, in.ControlAddress) })
+	if in.Address6 != "" {
+		wg.Go(func() { r6, err6 = e.scanAll(ctx, in.Address6, "") })
+	}
+	for i, p := range e.udpPorts() {
+		wg.Go(func() {
+			uctx, cancel := context.WithTimeout(ctx, netprobe.DefaultUDPWait)
+			defer cancel()
+			udp[i].port = p
+			udp[i].r, udp[i].err = netprobe.ProbeUDP(uctx, in.Address, p, nil)
+		})
+	}
+	wg.Wait()
 	c.Must(err, "scan the TCP ports of "+in.Address)
 	open, unverifiable, filtered := r.Open, r.Unverifiable, r.Filtered
 	var report strings.Builder
@@ -243,8 +270,7 @@ func (e *Env) la01(ctx SpecContext, c *C) {
 	// bound to [::] only is as reachable as one on the IPv4 address).
 	var open6 []int
 	if in.Address6 != "" {
-		r6, err := e.scanAll(ctx, in.Address6, "")
-		c.Must(err, "scan the TCP ports of "+in.Address6)
+		c.Must(err6, "scan the TCP ports of "+in.Address6)
 		open6 = r6.Open
 		fmt.Fprintf(&report, "TCP scan of %s (all ports), %s scan\n", in.Address6, r6.Method)
 		if r6.Fallback != "" {
@@ -258,20 +284,17 @@ func (e *Env) la01(ctx SpecContext, c *C) {
 		}
 	}
 	var udpOpen []int
-	for _, p := range e.udpPorts() {
-		uctx, cancel := context.WithTimeout(ctx, netprobe.DefaultUDPWait)
-		r, err := netprobe.ProbeUDP(uctx, in.Address, p, nil)
-		cancel()
-		c.Must(err, fmt.Sprintf("probe UDP port %d of %s", p, in.Address))
+	for _, u := range udp {
+		c.Must(u.err, fmt.Sprintf("probe UDP port %d of %s", u.port, in.Address))
 		state := "open|filtered"
 		switch {
-		case r.Open:
+		case u.r.Open:
 			state = "open"
-			udpOpen = append(udpOpen, p)
-		case r.Closed:
+			udpOpen = append(udpOpen, u.port)
+		case u.r.Closed:
 			state = "closed"
 		}
-		fmt.Fprintf(&report, "udp %d %s (declared)\n", p, state)
+		fmt.Fprintf(&report, "udp %d %s (declared)\n", u.port, state)
 	}
 	c.writeEvidence("ports.txt", "open ports found", []byte(report.String()))
 	var undeclared []string
@@ -399,14 +422,30 @@ func (e *Env) toggleConsole(ctx SpecContext, c *C, f *findings) {
 	}
 }
 
+// goodbyeWait is how long a ping over MQTT waits for an answer once the device said it
+// went offline: goodbyeRTTs times the answer it gave while online, within
+// [goodbyeMin, goodbyeMax]. A device that still listens answers as fast as it did.
+func goodbyeWait(rtt time.Duration) time.Duration {
+	return min(max(goodbyeRTTs*rtt, goodbyeMin), goodbyeMax)
+}
+
+const (
+	goodbyeRTTs = 20
+	goodbyeMin  = 300 * time.Millisecond
+	goodbyeMax  = time.Second
+)
+
 // toggleMQTT disables MQTT, checks that the device no longer answers there, and enables it.
 func (e *Env) toggleMQTT(ctx SpecContext, c *C, f *findings) {
+	t0 := time.Now()
 	c.Must(e.do(ctx, e.S.MQTT, nil, "ping", nil, nil), "ping over MQTT before disabling it")
+	rtt := time.Since(t0)
 	rec := e.S.MQ.Recorder()
 	off := rec.Mark()
 	c.Must(e.setIface(ctx, wire.IfaceConsole, wire.IfaceMQTT, false), "switch mqtt off on the console")
 	// A device that says goodbye publishes online:false (or its will does): after that
-	// a short wait for an answer is enough; without it, wait the full probe time.
+	// a short wait for an answer is enough (goodbyeWait: many times the answer it gave
+	// just before); without it, wait the full probe time.
 	wait := probeWait
 	status := e.S.MQTTTopic("status")
 	sctx, cancel := context.WithTimeout(ctx, probeWait)
@@ -416,8 +455,8 @@ func (e *Env) toggleMQTT(ctx SpecContext, c *C, f *findings) {
 	})
 	cancel()
 	if err == nil {
-		wait = time.Second
-		c.Note("mqtt: the device published online:false on %s", status)
+		wait = goodbyeWait(rtt)
+		c.Note("mqtt: the device published online:false on %s; a ping then waits %v for an answer (the one before took %v)", status, wait, rtt.Round(time.Millisecond))
 	}
 	err = doWithin(ctx, wait, e.S.MQTT, e.S.Admin, "ping", nil)
 	switch {
