@@ -25,12 +25,20 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	// As make build does: hilt and, paired with it by a shared build stamp, the lean
+	// device executable the simulated bench starts its devices from (internal/buildpair).
 	hiltBin = filepath.Join(dir, "hilt")
-	cmd := exec.Command("go", "build", "-o", hiltBin, "../cmd/hilt")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build hilt:", err)
-		os.Exit(2)
+	stamp := fmt.Sprintf("-X github.com/hilt-project/hilt/internal/buildpair.stamp=e2e-%d-%d", os.Getpid(), time.Now().UnixNano())
+	for _, b := range []struct{ out, pkg string }{
+		{hiltBin, "../cmd/hilt"},
+		{filepath.Join(dir, "hilt-refdev"), "../fixtures/refdev/cmd/refdev"},
+	} {
+		cmd := exec.Command("go", "build", "-ldflags", stamp, "-o", b.out, b.pkg)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n", b.pkg, err)
+			os.Exit(2)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -15,8 +15,9 @@ if [ "$(id -u)" -eq 0 ] && ! command -v tshark >/dev/null 2>&1 && command -v deb
 fi
 scripts/deps.sh bench
 
-# What make build makes (built again when the script runs alone; cached otherwise).
-$GO build -ldflags "-X main.version=$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/hilt ./cmd/hilt
+# What make build makes: bin/hilt and bin/hilt-refdev, paired (built again when the script
+# runs alone; cached otherwise).
+${MAKE:-make} --no-print-directory build GO="$GO"
 $GO build -o bin/hiltbench ./bench/cmd/hiltbench
 echo "load average before: $(cat /proc/loadavg)"
 bin/hiltbench -hilt bin/hilt -go "$GO" -o BENCHMARKS.md "$@"

@@ -16,6 +16,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/hilt-project/hilt/internal/cpuprofile"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -35,7 +37,7 @@ func main() {
 		Version:       version,
 	}
 	root.AddCommand(newRunCmd(), newSimCmd(), newQEMUCmd(), newRefdevCmd(), newCheckCmd())
-	stopProfile := startProfile(os.Args)
+	stopProfile := cpuprofile.Start(os.Args)
 	err := root.Execute()
 	stopProfile()
 	var ee exitError

@@ -18,6 +18,7 @@ import (
 	"github.com/hilt-project/hilt/harness/netns"
 	"github.com/hilt-project/hilt/harness/pki"
 	"github.com/hilt-project/hilt/harness/profile"
+	"github.com/hilt-project/hilt/internal/buildpair"
 )
 
 // Defaults of Options.
@@ -73,7 +74,9 @@ type Options struct {
 	Dir string
 	// KeepDir keeps a temporary run folder after Close (a given Dir is always kept).
 	KeepDir bool
-	// Exe is the executable started as `Exe __refdev ...` (default: this executable).
+	// Exe is the executable started as `Exe __refdev ...` (default: this executable), or
+	// the hilt-refdev next to it when the two were built together (internal/buildpair:
+	// the firmware alone starts faster and in less memory at every reboot).
 	Exe string
 	// ExtraDeviceArgs are appended to every device's command line.
 	ExtraDeviceArgs []string
@@ -148,6 +151,8 @@ type Bench struct {
 	brokerLog   *os.File
 	startTime   time.Duration
 	faults      *faultControl
+	// devExe is the executable the devices run: opts.Exe or its paired hilt-refdev.
+	devExe string
 
 	logMu sync.Mutex
 
@@ -175,6 +180,13 @@ func Start(ctx context.Context, opts Options) (b *Bench, err error) {
 		}
 	}
 	b = &Bench{opts: opts, exitedCh: make(chan struct{})}
+	var why string
+	b.devExe, why = buildpair.Device(opts.Exe)
+	if b.devExe == opts.Exe {
+		b.logf("devices run %s __refdev (%s)", b.devExe, why)
+	} else {
+		b.logf("devices run %s (%s)", b.devExe, why)
+	}
 	defer func() {
 		if err != nil {
 			if cerr := b.Close(); cerr != nil {
@@ -474,7 +486,7 @@ func (b *Bench) startDevices(ctx context.Context) error {
 
 // bringUp starts one device and waits until it is ready, provisioned and connected.
 func (b *Bench) bringUp(ctx context.Context, d *device) error {
-	if err := d.start(b, b.opts.Exe, b.deviceArgs()); err != nil {
+	if err := d.start(b, b.devExe, b.deviceArgs()); err != nil {
 		return err
 	}
 	if err := d.waitReady(ctx, b.opts.BootTimeout); err != nil {

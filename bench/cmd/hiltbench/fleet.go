@@ -46,8 +46,10 @@ type hiltRun struct {
 	// BenchUp is how long the simulated bench took to start, from hilt's output.
 	BenchUp time.Duration
 	// Boots counts the devices' boots, from hilt's output (the first ones included): the
-	// simulated device re-executes the hilt executable at every reboot.
+	// simulated device re-executes its executable at every reboot.
 	Boots int
+	// DevExe is the executable the devices ran, from hilt's output.
+	DevExe string
 }
 
 var benchUpRE = regexp.MustCompile(`(?m)^bench up in (\S+)$`)
@@ -59,19 +61,26 @@ type fleetResult struct {
 	// Starts are runs of `hilt __refdev --list-flaws`: what a start of the hilt
 	// executable costs before it does any work (package initialisation).
 	Starts []bench.Usage
+	// DevExe is the executable the simulated devices ran (the paired hilt-refdev, or hilt
+	// itself), from hilt's output; DevStarts are its bare starts when it is not hilt.
+	DevExe    string
+	DevStarts []bench.Usage
 }
+
+// devExeRE finds the device executable in hilt's output (harness/sim's log line).
+var devExeRE = regexp.MustCompile(`(?m)devices run (\S+)`)
 
 // startRuns is how many times runFleet measures a bare start of hilt.
 const startRuns = 5
 
-// measureStarts runs `hilt __refdev --list-flaws` startRuns times.
-func measureStarts(ctx context.Context, cfg config) []bench.Usage {
+// measureStarts runs `exe __refdev --list-flaws` startRuns times.
+func measureStarts(ctx context.Context, cfg config, exe string) []bench.Usage {
 	var us []bench.Usage
 	for range startRuns {
-		cmd := exec.Command(cfg.hilt, "__refdev", "--list-flaws")
+		cmd := exec.Command(exe, "__refdev", "--list-flaws")
 		u, err := bench.Run(ctx, cmd)
 		if err != nil {
-			cfg.logf("hilt start: %v", err)
+			cfg.logf("start of %s: %v", exe, err)
 			return nil
 		}
 		us = append(us, u)
@@ -82,7 +91,7 @@ func measureStarts(ctx context.Context, cfg config) []bench.Usage {
 // runFleet runs `hilt run --devices N` for every fleet size, interleaving the sizes
 // (1, 4, 16, 1, 4, 1, ...) so that a change in the machine's load spreads over all.
 func runFleet(ctx context.Context, cfg config) *fleetResult {
-	res := &fleetResult{Sizes: cfg.fleet, Runs: map[int][]hiltRun{}, Starts: measureStarts(ctx, cfg)}
+	res := &fleetResult{Sizes: cfg.fleet, Runs: map[int][]hiltRun{}, Starts: measureStarts(ctx, cfg, cfg.hilt)}
 	most := 0
 	for _, n := range cfg.fleet {
 		most = max(most, cfg.runsFor(n))
@@ -94,6 +103,12 @@ func runFleet(ctx context.Context, cfg config) *fleetResult {
 			}
 			r := runHilt(ctx, cfg, n, round)
 			res.Runs[n] = append(res.Runs[n], r)
+			if res.DevExe == "" && r.DevExe != "" {
+				res.DevExe = r.DevExe
+				if r.DevExe != cfg.hilt && filepath.Base(r.DevExe) != filepath.Base(cfg.hilt) {
+					res.DevStarts = measureStarts(ctx, cfg, r.DevExe)
+				}
+			}
 			status := "ok"
 			if r.Err != nil {
 				status = r.Err.Error()
@@ -128,6 +143,9 @@ func runHilt(ctx context.Context, cfg config, n, round int) hiltRun {
 			r.BenchUp, _ = time.ParseDuration(string(m[1]))
 		}
 		r.Boots = n + bytes.Count(b, []byte(": booted again ("))
+		if m := devExeRE.FindSubmatch(b); m != nil {
+			r.DevExe = string(m[1])
+		}
 	}
 	b, err := os.ReadFile(filepath.Join(out, "compliance.json"))
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -211,8 +212,8 @@ func (r *report) baseline() {
 	r.p("")
 }
 
-// startCost says what the starts of the hilt executable cost in runs: the device
-// re-executes it at every reboot.
+// startCost says what the starts of the executables cost in runs: the device re-executes
+// its own at every reboot.
 func (r *report) startCost(runs []hiltRun) {
 	if r.Fleet == nil || len(r.Fleet.Starts) == 0 || len(runs) == 0 || runs[0].Boots == 0 {
 		return
@@ -227,9 +228,18 @@ func (r *report) startCost(runs []hiltRun) {
 	b := bench.Median(boots)
 	r.p("Every start of the hilt executable costs %s of CPU and %s of RSS before it does any work (`hilt __refdev --list-flaws`, median of %d): loading the executable, the Go runtime and the initialisation of the packages linked in "+
 		"(`GODEBUG=inittrace=1` lists them: most of it is gopacket's layers package, whose tables of 65536 entries it fills at every start; "+
-		"hilt decodes packets with gopacket rather than a decoder of its own, and the device is the same executable). "+
-		"The simulated device re-executes the executable at every reboot (RAM lost, as on hardware): %d boots in the run (median), so about %s of the device's CPU is starts.",
-		fmtDur(cpu), fmtMB(rss), len(st), b, fmtDur(cpu*time.Duration(b)))
+		"hilt decodes packets with gopacket rather than a decoder of its own).",
+		fmtDur(cpu), fmtMB(rss), len(st))
+	if ds := r.Fleet.DevStarts; len(ds) > 0 {
+		dcpu := time.Duration(medianOf(ds, func(u bench.Usage) int64 { return int64(u.CPU()) }))
+		drss := medianOf(ds, func(u bench.Usage) int64 { return u.MaxRSS })
+		r.p(" The simulated devices run `%s`, the firmware alone, built with hilt by `make build` (internal/buildpair): a start of it costs %s of CPU and %s of RSS. "+
+			"A device re-executes it at every reboot (RAM lost, as on hardware): %d boots in the run (median), so about %s of the devices' CPU is starts (%s had they run the hilt executable).",
+			filepath.Base(r.Fleet.DevExe), fmtDur(dcpu), fmtMB(drss), b, fmtDur(dcpu*time.Duration(b)), fmtDur(cpu*time.Duration(b)))
+	} else {
+		r.p(" The simulated devices run the hilt executable itself (`hilt __refdev`: no hilt-refdev built with it lay next to it) and re-execute it at every reboot (RAM lost, as on hardware): %d boots in the run (median), so about %s of the devices' CPU is starts.",
+			b, fmtDur(cpu*time.Duration(b)))
+	}
 }
 
 func boolInt(b bool) int {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -310,15 +311,19 @@ func (r *report) memory() {
 	}
 	start := ""
 	if r.Fleet != nil && len(r.Fleet.Starts) > 0 {
-		start = fmt.Sprintf(" A bare start of the executable is already %s of RSS (`hilt __refdev --list-flaws`: the Go runtime, the pages of the executable it touches, the packages' initialisation), which every process pays.",
+		start = fmt.Sprintf(" A bare start of the hilt executable is already %s of RSS (`hilt __refdev --list-flaws`: the Go runtime, the pages of the executable it touches, the packages' initialisation), which `hilt run` and the check process each pay.",
 			fmtMB(medianOf(r.Fleet.Starts, func(u bench.Usage) int64 { return u.MaxRSS })))
+		if ds := r.Fleet.DevStarts; len(ds) > 0 {
+			start += fmt.Sprintf(" The device runs `%s`, the firmware alone, whose bare start is %s.",
+				filepath.Base(r.Fleet.DevExe), fmtMB(medianOf(ds, func(u bench.Usage) int64 { return u.MaxRSS })))
+		}
 	}
 	if peak >= targetMemory {
-		r.p("**What bounds it.** Every process is a copy of the hilt executable (the Go runtime, the MQTT broker, Ginkgo and the suites, gopacket): each pays its own resident text and runtime, "+
+		r.p("**What bounds it.** `hilt run` and the check process are copies of the hilt executable (the Go runtime, the MQTT broker, Ginkgo and the suites, gopacket): each pays its own resident text and runtime, "+
 			"which RSS counts once per process. PSS, which shares those pages, is %s.%s", fmtMB(pss), start)
 		r.p("")
 	} else if start != "" {
-		r.p("**What bounds it.** Three processes, each a copy of the hilt executable.%s", start)
+		r.p("**What bounds it.** Three processes: `hilt run` and the check process, copies of the hilt executable, and the device.%s", start)
 		r.p("")
 	}
 	r.row("single-device run: peak memory (hilt, check process, device)", fmtMB(peak), fmt.Sprint(len(runs)), "target 100 MB",
