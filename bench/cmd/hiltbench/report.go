@@ -256,8 +256,8 @@ func ms(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
 var checkWaits = map[string]string{
 	"DP-01": "reboots the device and captures its traffic until its next telemetry message",
 	"DP-02": "redirects the device to an untrusted TLS server and waits for its connection, then for it to come back online",
-	"LA-01": "a full TCP port scan of each of the device's addresses, IPv4 and IPv6 (netprobe: a SYN scan as root, 65535 ports, §3), and UDP probes that wait for silence",
-	"LA-02": "disables each interface and waits until it stops answering (up to 3 s; 1 s for MQTT once the device says goodbye), then enables it",
+	"LA-01": "a full TCP port scan of each of the device's addresses, IPv4 and IPv6 at once (netprobe: a SYN scan as root, 65535 ports, §3), and UDP probes that wait for silence",
+	"LA-02": "disables each interface and waits until it stops answering (up to 3 s; for MQTT, once the device says goodbye, 20 times its last answer time, 0.3-1 s), then enables it",
 	"LA-04": "probes every default or shared credential on console and mgmt",
 	"LA-05": "times the device's answers, waits out one lockout it sets (at least 1 s, 5× the slowest answer) and reboots the device one attempt short of the threshold",
 	"SU-01": "installs an image over each update channel (each install reboots the device) and reboots it once more",
