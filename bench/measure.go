@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"sort"
 	"syscall"
@@ -39,8 +40,12 @@ type Usage struct {
 	// User and System are the CPU times of the command and of every descendant it (or
 	// they) waited for, from wait4.
 	User, System time.Duration
-	// MaxRSS is the largest RSS any single process of the tree reached (ru_maxrss), bytes.
-	MaxRSS int64
+	// MaxRSS is the largest RSS the command's process (or any descendant it waited for)
+	// reached, bytes: GNU time's figure where GNUTime is GNU time; else ru_maxrss from
+	// wait4, which is at least this process's RSS at the fork (see GNUTime), and
+	// MaxRSSInflated is true.
+	MaxRSS         int64
+	MaxRSSInflated bool
 	// PeakRSS and PeakPSS are the largest sums over the tree seen by the sampler, bytes.
 	PeakRSS, PeakPSS int64
 	// CgroupPeak is the cgroup's memory.peak in bytes, or 0 where no cgroup was used.
@@ -111,6 +116,14 @@ func Run(ctx context.Context, cmd *exec.Cmd, opts ...Option) (Usage, error) {
 			cg.attach(cmd)
 		}
 	}
+	var rssFile string
+	if HaveGNUTime() {
+		var err error
+		if rssFile, err = wrapInTime(cmd); err != nil {
+			return u, fmt.Errorf("bench: %s: %w", name, err)
+		}
+		defer os.Remove(rssFile)
+	}
 	u.LoadBefore, _ = ReadLoad()
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -119,9 +132,12 @@ func Run(ctx context.Context, cmd *exec.Cmd, opts ...Option) (Usage, error) {
 		}
 		return u, fmt.Errorf("bench: start %s: %w", name, err)
 	}
-	stopKill := context.AfterFunc(ctx, func() { cmd.Process.Signal(syscall.SIGTERM) })
+	stopKill := context.AfterFunc(ctx, func() { terminate(cmd.Process, rssFile != "") })
 	defer stopKill()
 	s := newSampler(cmd.Process.Pid)
+	if rssFile != "" {
+		s.skipRoot() // GNU time itself is not what is measured
+	}
 	done := make(chan struct{})
 	sampled := make(chan struct{})
 	go func() {
@@ -146,7 +162,12 @@ func Run(ctx context.Context, cmd *exec.Cmd, opts ...Option) (Usage, error) {
 	if st := cmd.ProcessState; st != nil {
 		u.User, u.System = st.UserTime(), st.SystemTime()
 		if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
-			u.MaxRSS = ru.Maxrss << 10
+			u.MaxRSS, u.MaxRSSInflated = ru.Maxrss<<10, true
+		}
+		if rssFile != "" {
+			if rss, err := readTimeRSS(rssFile); err == nil {
+				u.MaxRSS, u.MaxRSSInflated = rss, false
+			}
 		}
 		u.ExitCode = st.ExitCode()
 	}
@@ -217,4 +238,18 @@ func (t *treeStats) fill(u *Usage) {
 	for _, c := range t.cpu {
 		u.CPUByKind[c.kind] += c.cpu
 	}
+}
+
+// terminate sends SIGTERM to the measured command: to GNU time's child when wrapped (GNU
+// time would die of it and leave the command running), else to the process itself.
+func terminate(p *os.Process, wrapped bool) {
+	if wrapped {
+		if kids := childrenOf(p.Pid); len(kids) > 0 {
+			for _, k := range kids {
+				syscall.Kill(k, syscall.SIGTERM)
+			}
+			return
+		}
+	}
+	p.Signal(syscall.SIGTERM)
 }

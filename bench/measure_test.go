@@ -38,3 +38,23 @@ func TestRunExit(t *testing.T) {
 		t.Errorf("got %v, want an error wrapping ErrExit", err)
 	}
 }
+
+// TestRunMaxRSS: a small command measured from a large process reads as small. Without
+// GNU time, ru_maxrss would report at least this process's RSS at the fork (GNUTime).
+func TestRunMaxRSS(t *testing.T) {
+	if !bench.HaveGNUTime() {
+		t.Fatalf("%s is not GNU time: install Debian's package time (scripts/deps.sh test does)", bench.GNUTime)
+	}
+	ballast := make([]byte, 64<<20)
+	for i := range ballast {
+		ballast[i] = byte(i)
+	}
+	u, err := bench.Run(context.Background(), exec.Command("sh", "-c", "true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.MaxRSSInflated || u.MaxRSS <= 0 || u.MaxRSS > 16<<20 {
+		t.Errorf("MaxRSS %d bytes (inflated %v) for sh -c true, measured from a process holding 64 MiB; want it under 16 MiB and exact", u.MaxRSS, u.MaxRSSInflated)
+	}
+	_ = ballast[len(ballast)-1]
+}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,6 +16,7 @@ const clockTicks = 100
 // sampler walks the process tree under root in /proc.
 type sampler struct {
 	root     int
+	skip     bool // root is a wrapper (GNU time): walk its tree, do not count it
 	pageSize int64
 	stats    treeStats
 	kinds    map[kindKey]string // read once per process image from cmdline
@@ -24,6 +26,24 @@ type sampler struct {
 type kindKey struct {
 	pid  int
 	comm string
+}
+
+// skipRoot leaves the root out of the figures (its descendants are still sampled).
+func (s *sampler) skipRoot() { s.skip = true }
+
+// childrenOf returns the PIDs of pid's children (/proc/PID/task/PID/children).
+func childrenOf(pid int) []int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, f := range bytes.Fields(b) {
+		if n, err := strconv.Atoi(string(f)); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func newSampler(root int) *sampler {
@@ -93,6 +113,9 @@ func (s *sampler) sample() {
 		pid := queue[0]
 		queue = queue[1:]
 		queue = append(queue, children[pid]...)
+		if s.skip && pid == s.root {
+			continue
+		}
 		rss, pss, ok := s.memory(pid)
 		if !ok {
 			continue // gone, or a zombie

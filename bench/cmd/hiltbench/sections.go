@@ -187,7 +187,7 @@ func (r *report) capture() {
 	r.p("")
 	r.p("Both tools run as processes of their own, alternately: `hiltbench __analyze FILE` (netprobe.AnalyzeFile, its Creds with a user name and a password) and " +
 		"`tshark -r FILE -Y mqtt.passwd -T fields -e ip.src -e mqtt.username -e mqtt.passwd` (one pass, TCP reassembly on, its defaults). " +
-		"Peak memory is the process's largest RSS (ru_maxrss: each tool is one process).")
+		"Peak memory is the process's largest RSS (ru_maxrss: each tool is one process; Method).")
 	r.p("")
 	r.p("| tool | runs | wall (median) | peak RSS (median) | passwords found | all %d, nothing else | the split one | load (1 min) |", len(s.Creds))
 	r.p("|---|---|---|---|---|---|---|---|")
@@ -409,7 +409,13 @@ func (r *report) method() {
 	r.p("- **Peak memory of a process tree** (a hilt run: hilt, one check process and one device process per device): where a cgroup v2 hierarchy with the memory controller is mounted, the command starts in a cgroup of its own "+
 		"(clone3 with CLONE_INTO_CGROUP) and memory.peak is reported; otherwise the tree (every process whose parent chain leads to the command) is sampled from /proc every %s and the largest sum of RSS is reported, "+
 		"with the largest sum of PSS beside it. /usr/bin/time -v would give the largest single process instead.", bench.DefaultInterval)
-	r.p("- **Peak memory of one process** (nmap, tshark, the analysis and scan children) is its ru_maxrss.")
+	if r.inflatedRSS() {
+		r.p("- **Peak memory of one process** (nmap, tshark, the analysis and scan children, bare starts) is its ru_maxrss from wait4. **%s is not GNU time here, so these figures are at least hiltbench's own RSS at the fork** "+
+			"(Linux records the memory a vfork child shared with its parent when it execs; `scripts/deps.sh bench` installs GNU time).", bench.GNUTime)
+	} else {
+		r.p("- **Peak memory of one process** (nmap, tshark, the analysis and scan children, bare starts) is its ru_maxrss as GNU time (%s) reports it: the command runs as GNU time's child, "+
+			"since ru_maxrss measured from hiltbench itself would be at least hiltbench's RSS at the fork (Linux records the memory a vfork child shared with its parent when it execs).", bench.GNUTime)
+	}
 	r.p("- MB is 10^6 bytes. Medians of an even count are the mean of the middle two.")
 	r.p("- Repetitions: hilt runs %s (by fleet size), port scans %d per tool, capture analysis %d (netprobe) and %d (tshark, about a minute a run), Go benchmarks %d runs each (netprobe's %d). The slow items run fewer times to keep `make bench` near 10 minutes; `go run ./bench/cmd/hiltbench -h` lists the flags that change this.",
 		runsString(r.Cfg), r.Cfg.scanRuns, r.Cfg.analyzeRuns, r.Cfg.tsharkRuns, r.Cfg.goCount, min(r.Cfg.goCount, 3))
@@ -430,4 +436,27 @@ func runsString(cfg config) string {
 		parts = append(parts, fmt.Sprintf("%d for %d device(s)", cfg.runsFor(n), n))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// inflatedRSS says whether any single-process figure of the report is ru_maxrss measured
+// without GNU time (bench.Usage.MaxRSSInflated).
+func (r *report) inflatedRSS() bool {
+	var us []bench.Usage
+	if r.Fleet != nil {
+		us = append(us, r.Fleet.Starts...)
+		us = append(us, r.Fleet.DevStarts...)
+	}
+	if r.Scan != nil {
+		for _, runs := range [][]scanRun{r.Scan.Hilt, r.Scan.Connect, r.Scan.Nmap} {
+			for _, x := range runs {
+				us = append(us, x.Usage)
+			}
+		}
+	}
+	for _, u := range us {
+		if u.MaxRSSInflated {
+			return true
+		}
+	}
+	return false
 }
