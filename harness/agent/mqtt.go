@@ -47,8 +47,9 @@ func (m *MQTT) Do(ctx context.Context, auth *wire.Auth, cmd string, args map[str
 // DoRepeating is Do for a command that may safely run more than once (ping, info), sent to
 // a device that may not be listening yet: one that is reconnecting to its broker loses a
 // request published before it subscribes again. It publishes the request again every
-// `every` (each copy under a correlation ID of its own) and returns the first answer to
-// any copy, however late, until ctx ends.
+// `every` (each copy under a correlation ID of its own; one that cannot be published, the
+// harness's broker link down for a moment, is tried again too) and returns the first
+// answer to any copy, however late, until ctx ends. An error answer is an answer.
 func (m *MQTT) DoRepeating(ctx context.Context, every time.Duration, auth *wire.Auth, cmd string, args map[string]any) (json.RawMessage, error) {
 	if every <= 0 {
 		return nil, fmt.Errorf("%s: %s over mqtt: repeat interval %v, want > 0", m.device, cmd, every)
@@ -91,11 +92,13 @@ func (m *MQTT) do(ctx context.Context, every time.Duration, auth *wire.Auth, cmd
 		resp = r
 		return true
 	}
-	var err error
+	var err, pubErr error
 	for {
-		if err := publish(); err != nil {
-			return nil, err
+		if pubErr = publish(); pubErr != nil && every <= 0 {
+			return nil, pubErr
 		}
+		// Repeating, a copy that could not be published (the harness's own link to the
+		// broker down for a moment) is one more copy unanswered: the next is tried.
 		wctx, cancel := ctx, context.CancelFunc(func() {})
 		if every > 0 {
 			wctx, cancel = context.WithTimeout(ctx, every)
@@ -105,6 +108,9 @@ func (m *MQTT) do(ctx context.Context, every time.Duration, auth *wire.Auth, cmd
 		if err == nil || ctx.Err() != nil || every <= 0 {
 			break
 		}
+	}
+	if err != nil && pubErr != nil {
+		return nil, pubErr // the last copy did not even leave: say why
 	}
 	if err != nil {
 		if st := m.c.Status(); st.Lost != lost || !st.Connected {

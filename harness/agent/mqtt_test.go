@@ -102,3 +102,34 @@ func TestMQTTDoRepeating(t *testing.T) {
 		})
 	}
 }
+
+// TestMQTTDoRepeatingLinkBack: copies that cannot be published while the harness's link to
+// the broker is down are tried again, and the answer to one sent once it is back counts.
+func TestMQTTDoRepeatingLinkBack(t *testing.T) {
+	f := mqtttest.NewFake()
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := f.Subscribe(ctx, Topic("hilt", "rd-1", "resp"), 1); err != nil {
+		t.Fatal(err)
+	}
+	f.Respond(func(m mqtt.Message) []mqtt.Message {
+		var req wire.Request
+		if json.Unmarshal(m.Payload, &req) != nil {
+			return nil
+		}
+		b, _ := json.Marshal(wire.Response{Corr: req.Corr, OK: true})
+		return []mqtt.Message{{Topic: Topic("hilt", "rd-1", "resp"), Payload: b}}
+	})
+	f.Drop(errors.New("connection reset"))
+	time.AfterFunc(250*time.Millisecond, f.Restore)
+	tr := NewMQTT("dev1", f, "hilt", "rd-1", "t1")
+	if _, err := tr.DoRepeating(ctx, 50*time.Millisecond, nil, "ping", nil); err != nil {
+		t.Fatalf("DoRepeating across a dropped and restored link: %v", err)
+	}
+	// Without a repeat, the same drop is the harness's link lost at once.
+	f.Drop(errors.New("connection reset"))
+	if _, err := tr.Do(ctx, nil, "ping", nil); !errors.Is(err, ErrLinkLost) {
+		t.Errorf("Do with the link down: %v, want ErrLinkLost", err)
+	}
+}
