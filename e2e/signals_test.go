@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,8 +64,18 @@ func newScratch(t *testing.T) *scratch {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(root) })
 	sc := &scratch{state: filepath.Join(root, "s"), tmp: filepath.Join(root, "t")}
+	// Registered first, so it runs last, when the runs are gone: what they left in the
+	// machine (namespaces, veths) is listed only in this state folder, which no later
+	// run will read.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if removed, err := netns.CleanupStale(ctx, sc.state); err != nil || len(removed) > 0 {
+			t.Logf("scratch state folder: removed %v (%v)", removed, err)
+		}
+		os.RemoveAll(root)
+	})
 	for _, d := range []string{sc.state, sc.tmp} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			t.Fatal(err)

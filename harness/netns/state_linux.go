@@ -47,10 +47,15 @@ func writeState(dir string, st runState) error {
 	return nil
 }
 
-// lockDir takes an exclusive lock on the state directory, creating it if needed.
+// lockDir takes an exclusive lock on the state directory, creating it if needed. The
+// folder must be safe to trust (checkStateDir): its files name the namespaces and
+// interfaces a later run deletes and whose processes it kills.
 func lockDir(dir string) (unlock func(), err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state dir %s: %w", dir, err)
+	}
+	if err := checkStateDir(dir); err != nil {
+		return nil, err
 	}
 	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
@@ -67,6 +72,46 @@ func lockDir(dir string) (unlock func(), err error) {
 		return nil, fmt.Errorf("state dir %s: lock: %w", dir, err)
 	}
 	return func() { f.Close() }, nil
+}
+
+// checkStateDir refuses a state folder that someone else could have written to: a
+// symlink, a folder not owned by this user, or one that its group or others may write.
+func checkStateDir(dir string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		return fmt.Errorf("state dir %s: %w", dir, err)
+	}
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+		return fmt.Errorf("state dir %s: not a folder (a symlink?): refused, its files say what a run deletes", dir)
+	case int(st.Uid) != os.Geteuid():
+		return fmt.Errorf("state dir %s: owned by uid %d, not by this user (%d): refused, its files say what a run deletes", dir, st.Uid, os.Geteuid())
+	case st.Mode&0o022 != 0:
+		return fmt.Errorf("state dir %s: writable by its group or others (mode %o): refused, its files say what a run deletes", dir, st.Mode&0o777)
+	}
+	return nil
+}
+
+// validNames says whether a state file names only what a run of its ID makes: namespaces
+// NamespaceName(id, i) and host interfaces HostIfName(id, i). A file that names anything
+// else (the host's eth0) was not written by hilt and is never acted on.
+func validNames(st runState) bool {
+	if st.RunID == "" || strings.ContainsAny(st.RunID, "-/ ") {
+		return false
+	}
+	for _, ns := range st.Namespaces {
+		rest, ok := strings.CutPrefix(ns, "hilt-"+st.RunID+"-")
+		if _, err := strconv.Atoi(rest); !ok || err != nil {
+			return false
+		}
+	}
+	for _, hv := range st.HostIfs {
+		rest, ok := strings.CutPrefix(hv, "hv"+st.RunID)
+		if _, err := strconv.Atoi(rest); !ok || err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // procStartTime returns field 22 of /proc/<pid>/stat: the process's start time in ticks.
@@ -134,7 +179,7 @@ func CleanupStale(ctx context.Context, stateDir string) ([]string, error) {
 			continue
 		}
 		var st runState
-		if err := json.Unmarshal(b, &st); err != nil || st.RunID+".json" != e.Name() {
+		if err := json.Unmarshal(b, &st); err != nil || st.RunID+".json" != e.Name() || !validNames(st) {
 			errs = append(errs, fmt.Errorf("netns: stale cleanup: %s: not a run state file", p))
 			continue
 		}
