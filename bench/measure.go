@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"syscall"
 	"time"
@@ -59,7 +60,8 @@ type Usage struct {
 	CPUByKind map[string]time.Duration
 	// LoadBefore and LoadAfter are the 1-, 5- and 15-minute load averages.
 	LoadBefore, LoadAfter Load
-	// ExitCode is the command's exit status (-1 if killed by a signal).
+	// ExitCode is the command's exit status (killed by signal N: 128+N under GNU time,
+	// else -1).
 	ExitCode int
 	// CgroupErr says why no cgroup was used, when one was wanted.
 	CgroupErr error
@@ -118,6 +120,11 @@ func Run(ctx context.Context, cmd *exec.Cmd, opts ...Option) (Usage, error) {
 	}
 	var rssFile string
 	if HaveGNUTime() {
+		// GNU time would turn a command it cannot start into exit status 127: say so as
+		// Start would have.
+		if err := startable(cmd); err != nil {
+			return u, fmt.Errorf("bench: start %s: %w", name, err)
+		}
 		var err error
 		if rssFile, err = wrapInTime(cmd); err != nil {
 			return u, fmt.Errorf("bench: %s: %w", name, err)
@@ -241,15 +248,43 @@ func (t *treeStats) fill(u *Usage) {
 }
 
 // terminate sends SIGTERM to the measured command: to GNU time's child when wrapped (GNU
-// time would die of it and leave the command running), else to the process itself.
+// time would die of it and leave the command running; a command it has not forked yet is
+// waited for, up to a second), else to the process itself.
 func terminate(p *os.Process, wrapped bool) {
 	if wrapped {
-		if kids := childrenOf(p.Pid); len(kids) > 0 {
-			for _, k := range kids {
-				syscall.Kill(k, syscall.SIGTERM)
+		deadline := time.Now().Add(time.Second)
+		for {
+			if kids := childrenOf(p.Pid); len(kids) > 0 {
+				for _, k := range kids {
+					syscall.Kill(k, syscall.SIGTERM)
+				}
+				return
 			}
-			return
+			if time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond) // polling for GNU time's fork, bounded by deadline
 		}
 	}
 	p.Signal(syscall.SIGTERM)
+}
+
+// startable reports what would keep cmd from starting: a lookup that failed, or an
+// executable that is not there.
+func startable(cmd *exec.Cmd) error {
+	if cmd.Err != nil {
+		return cmd.Err
+	}
+	path := cmd.Path
+	if !filepath.IsAbs(path) && cmd.Dir != "" {
+		path = filepath.Join(cmd.Dir, path)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if st.IsDir() || st.Mode()&0o111 == 0 {
+		return fmt.Errorf("%s: not an executable file", path)
+	}
+	return nil
 }

@@ -58,3 +58,11 @@ func TestRunMaxRSS(t *testing.T) {
 	}
 	_ = ballast[len(ballast)-1]
 }
+
+// TestRunMissing: a command that is not there is a start error, not an exit status.
+func TestRunMissing(t *testing.T) {
+	_, err := bench.Run(context.Background(), exec.Command("/nonexistent/hilt-bench-missing"))
+	if err == nil || errors.Is(err, bench.ErrExit) {
+		t.Errorf("got %v, want a start error", err)
+	}
+}

@@ -15,8 +15,8 @@ if [ "$(id -u)" -eq 0 ] && ! command -v tshark >/dev/null 2>&1 && command -v deb
 fi
 scripts/deps.sh bench
 
-# What make build makes: bin/hilt and bin/hilt-refdev, paired (built again when the script
-# runs alone; cached otherwise).
+# What make build makes: bin/hilt and bin/hilt-refdev, paired by a new build stamp (so both
+# are linked again at every run; compiling stays cached).
 ${MAKE:-make} --no-print-directory build GO="$GO"
 $GO build -o bin/hiltbench ./bench/cmd/hiltbench
 echo "load average before: $(cat /proc/loadavg)"

@@ -31,8 +31,8 @@ func TestStampIn(t *testing.T) {
 	}
 }
 
-// TestDevice builds a small executable with and without stamps and checks which one
-// Device picks for a hilt executable stamped "s1".
+// TestDevice builds small executables with and without stamps, as the hilt executable and
+// as the device beside it, and checks which one Device picks.
 func TestDevice(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds Go executables (-short)")
@@ -56,8 +56,6 @@ func TestDevice(t *testing.T) {
 			t.Fatalf("go build: %v\n%s", err, b)
 		}
 	}
-	old := stamp
-	t.Cleanup(func() { stamp = old })
 	tests := []struct {
 		name      string
 		devStamp  string // "" no stamp; "-" no device file
@@ -75,10 +73,10 @@ func TestDevice(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			self := filepath.Join(dir, "hilt")
+			build(self, tc.selfStamp)
 			if tc.devStamp != "-" {
 				build(filepath.Join(dir, DeviceName), tc.devStamp)
 			}
-			stamp = tc.selfStamp
 			exe, why := Device(self)
 			if got := exe != self; got != tc.lean {
 				t.Errorf("Device picked %s (%s), want lean %v", exe, why, tc.lean)

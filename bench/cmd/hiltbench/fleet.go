@@ -68,7 +68,7 @@ type fleetResult struct {
 }
 
 // devExeRE finds the device executable in hilt's output (harness/sim's log line).
-var devExeRE = regexp.MustCompile(`(?m)devices run (\S+)`)
+var devExeRE = regexp.MustCompile(`(?m)^\s*bench: devices run (\S+)`)
 
 // startRuns is how many times runFleet measures a bare start of hilt.
 const startRuns = 5

@@ -407,7 +407,7 @@ func (r *report) method() {
 	r.p("")
 	r.p("- **Wall time** is that of the measured process, from its start to its exit as its parent sees them; CPU time is user + system of the process and of every descendant it waited for (wait4's rusage).")
 	r.p("- **Peak memory of a process tree** (a hilt run: hilt, one check process and one device process per device): where a cgroup v2 hierarchy with the memory controller is mounted, the command starts in a cgroup of its own "+
-		"(clone3 with CLONE_INTO_CGROUP) and memory.peak is reported; otherwise the tree (every process whose parent chain leads to the command) is sampled from /proc every %s and the largest sum of RSS is reported, "+
+		"(clone3 with CLONE_INTO_CGROUP; GNU time, which starts it, adds its own 1-2 MB) and memory.peak is reported; otherwise the tree (every process whose parent chain leads to the command) is sampled from /proc every %s and the largest sum of RSS is reported, "+
 		"with the largest sum of PSS beside it. /usr/bin/time -v would give the largest single process instead.", bench.DefaultInterval)
 	if r.inflatedRSS() {
 		r.p("- **Peak memory of one process** (nmap, tshark, the analysis and scan children, bare starts) is its ru_maxrss from wait4. **%s is not GNU time here, so these figures are at least hiltbench's own RSS at the fork** "+
