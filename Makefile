@@ -6,7 +6,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # One random stamp per make invocation, linked into bin/hilt and bin/hilt-refdev: the
 # simulated bench starts its devices from hilt-refdev (the firmware alone, which starts
 # faster and in less memory at each of a device's reboots) only when its stamp is hilt's
-# (internal/buildpair).
+# (internal/buildpair; its LinkFlag spells the same flag for the e2e tests).
 STAMP     := $(shell od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 STAMPFLAG := -X github.com/hilt-project/hilt/internal/buildpair.stamp=$(STAMP)
 LDFLAGS   := -X main.version=$(VERSION) $(STAMPFLAG)

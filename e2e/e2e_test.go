@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hilt-project/hilt/internal/buildpair"
 )
 
 // hiltBin is the hilt binary built once for the package's tests.
@@ -28,7 +30,7 @@ func TestMain(m *testing.M) {
 	// As make build does: hilt and, paired with it by a shared build stamp, the lean
 	// device executable the simulated bench starts its devices from (internal/buildpair).
 	hiltBin = filepath.Join(dir, "hilt")
-	stamp := fmt.Sprintf("-X github.com/hilt-project/hilt/internal/buildpair.stamp=e2e-%d-%d", os.Getpid(), time.Now().UnixNano())
+	stamp := buildpair.LinkFlag(fmt.Sprintf("e2e-%d-%d", os.Getpid(), time.Now().UnixNano()))
 	for _, b := range []struct{ out, pkg string }{
 		{hiltBin, "../cmd/hilt"},
 		{filepath.Join(dir, "hilt-refdev"), "../fixtures/refdev/cmd/refdev"},

@@ -92,20 +92,25 @@ func (m *MQTT) do(ctx context.Context, every time.Duration, auth *wire.Auth, cmd
 		resp = r
 		return true
 	}
+	// One request waits as long as ctx allows; a repeated one, a period per copy.
+	wait := func() error {
+		wctx := ctx
+		if every > 0 {
+			var cancel context.CancelFunc
+			wctx, cancel = context.WithTimeout(ctx, every)
+			defer cancel()
+		}
+		_, err := rec.WaitFor(wctx, mark, answer)
+		return err
+	}
 	var err, pubErr error
 	for {
+		// Repeating, a copy that could not be published (the harness's own link to the
+		// broker down for a moment) is one more copy unanswered: the next is tried.
 		if pubErr = publish(); pubErr != nil && every <= 0 {
 			return nil, pubErr
 		}
-		// Repeating, a copy that could not be published (the harness's own link to the
-		// broker down for a moment) is one more copy unanswered: the next is tried.
-		wctx, cancel := ctx, context.CancelFunc(func() {})
-		if every > 0 {
-			wctx, cancel = context.WithTimeout(ctx, every)
-		}
-		_, err = rec.WaitFor(wctx, mark, answer)
-		cancel()
-		if err == nil || ctx.Err() != nil || every <= 0 {
+		if err = wait(); err == nil || ctx.Err() != nil || every <= 0 {
 			break
 		}
 	}

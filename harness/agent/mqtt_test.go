@@ -72,21 +72,11 @@ func TestMQTTDoRepeating(t *testing.T) {
 			defer f.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 			defer cancel()
-			if err := f.Subscribe(ctx, Topic("hilt", "rd-1", "resp"), 1); err != nil {
-				t.Fatal(err)
-			}
-			var corrs []string
-			f.Respond(func(m mqtt.Message) []mqtt.Message {
-				var req wire.Request
-				if err := json.Unmarshal(m.Payload, &req); err != nil || m.Topic != Topic("hilt", "rd-1", "cmd") {
-					return nil
-				}
-				corrs = append(corrs, req.Corr)
+			playDevice(ctx, t, f, func(corrs []string) (string, bool) {
 				if tc.answerCopy == 0 || len(corrs) != tc.afterCopies {
-					return nil
+					return "", false
 				}
-				b, _ := json.Marshal(wire.Response{Corr: corrs[tc.answerCopy-1], OK: true, Result: json.RawMessage(`{"pong":true}`)})
-				return []mqtt.Message{{Topic: Topic("hilt", "rd-1", "resp"), Payload: b}}
+				return corrs[tc.answerCopy-1], true
 			})
 			tr := NewMQTT("dev1", f, "hilt", "rd-1", "t1")
 			res, err := tr.DoRepeating(ctx, 100*time.Millisecond, nil, "ping", nil)
@@ -110,17 +100,7 @@ func TestMQTTDoRepeatingLinkBack(t *testing.T) {
 	defer f.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := f.Subscribe(ctx, Topic("hilt", "rd-1", "resp"), 1); err != nil {
-		t.Fatal(err)
-	}
-	f.Respond(func(m mqtt.Message) []mqtt.Message {
-		var req wire.Request
-		if json.Unmarshal(m.Payload, &req) != nil {
-			return nil
-		}
-		b, _ := json.Marshal(wire.Response{Corr: req.Corr, OK: true})
-		return []mqtt.Message{{Topic: Topic("hilt", "rd-1", "resp"), Payload: b}}
-	})
+	playDevice(ctx, t, f, func(corrs []string) (string, bool) { return corrs[len(corrs)-1], true })
 	f.Drop(errors.New("connection reset"))
 	time.AfterFunc(250*time.Millisecond, f.Restore)
 	tr := NewMQTT("dev1", f, "hilt", "rd-1", "t1")
@@ -132,4 +112,28 @@ func TestMQTTDoRepeatingLinkBack(t *testing.T) {
 	if _, err := tr.Do(ctx, nil, "ping", nil); !errors.Is(err, ErrLinkLost) {
 		t.Errorf("Do with the link down: %v, want ErrLinkLost", err)
 	}
+}
+
+// playDevice subscribes f to device rd-1's answers and plays the device: after each request
+// it is given the correlation IDs seen so far and says which one to answer ({"pong":true}),
+// if any.
+func playDevice(ctx context.Context, t *testing.T, f *mqtttest.Fake, answer func(corrs []string) (string, bool)) {
+	t.Helper()
+	if err := f.Subscribe(ctx, Topic("hilt", "rd-1", "resp"), 1); err != nil {
+		t.Fatal(err)
+	}
+	var corrs []string
+	f.Respond(func(m mqtt.Message) []mqtt.Message {
+		var req wire.Request
+		if err := json.Unmarshal(m.Payload, &req); err != nil || m.Topic != Topic("hilt", "rd-1", "cmd") {
+			return nil
+		}
+		corrs = append(corrs, req.Corr)
+		corr, ok := answer(corrs)
+		if !ok {
+			return nil
+		}
+		b, _ := json.Marshal(wire.Response{Corr: corr, OK: true, Result: json.RawMessage(`{"pong":true}`)})
+		return []mqtt.Message{{Topic: Topic("hilt", "rd-1", "resp"), Payload: b}}
+	})
 }

@@ -30,7 +30,13 @@ const DeviceName = "hilt-refdev"
 // back from the -ldflags setting of each one's build information (runtime/debug), so the
 // pair is the one the files on disk hold, whichever executable is running. Under
 // -trimpath the go command leaves -ldflags out of the build information: no pair then.
+// No variable receives it (the linker ignores -X for a name it does not know); the
+// Makefile spells the same flag.
 const stampFlag = "github.com/hilt-project/hilt/internal/buildpair.stamp"
+
+// LinkFlag is the -ldflags text that links stamp into an executable: give both executables
+// of a pair the same one.
+func LinkFlag(stamp string) string { return "-X " + stampFlag + "=" + stamp }
 
 // Device returns the device executable to start for the hilt executable at self: the
 // hilt-refdev next to it when both carry the same build stamp, else self. why says, in a

@@ -48,7 +48,7 @@ func TestDevice(t *testing.T) {
 	build := func(out, stampText string) {
 		args := []string{"build", "-o", out}
 		if stampText != "" {
-			args = append(args, "-ldflags", "-X "+stampFlag+"="+stampText)
+			args = append(args, "-ldflags", LinkFlag(stampText))
 		}
 		cmd := exec.Command("go", append(args, ".")...)
 		cmd.Dir = src
