@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hilt-project/hilt/harness/runner"
+	"github.com/hilt-project/hilt/internal/outwatch"
 )
 
 // defaultQEMUProfile is the emulated reference device's profile in a checkout.
@@ -56,8 +57,11 @@ func runQEMU(parent context.Context, o runner.Options, device string, stdout, st
 	if parent == nil {
 		parent = context.Background()
 	}
-	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	// As hilt sim: a closed terminal or output pipe stops the bench, a SIGPIPE does not.
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	ctx, stopWatch := outwatch.Context(ctx, outputFiles(stdout, stderr)...)
+	defer stopWatch()
 	p, stopBench, err := runner.StartEmulated(ctx, o, device)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -79,6 +83,9 @@ func runQEMU(parent context.Context, o runner.Options, device string, stdout, st
 	}
 	fmt.Fprintf(stdout, "\nprofile  %s (valid while the units run)\nCtrl-C stops every unit, the broker and the taps.\n", p.Path)
 	<-ctx.Done()
+	if errors.Is(context.Cause(ctx), outwatch.ErrOutputClosed) {
+		fmt.Fprintf(stderr, "hilt qemu: %v\n", outwatch.ErrOutputClosed)
+	}
 	fmt.Fprintln(stderr, "hilt qemu: stopping")
 	stopBench()
 	return nil

@@ -21,6 +21,7 @@ import (
 	"github.com/hilt-project/hilt/fixtures/refdev"
 	"github.com/hilt-project/hilt/harness/broker"
 	"github.com/hilt-project/hilt/harness/sim"
+	"github.com/hilt-project/hilt/internal/outwatch"
 )
 
 // Environment variables hilt sim reads for secrets that should not be on a command line.
@@ -173,9 +174,12 @@ func runSim(parent context.Context, opts sim.Options, stdout, stderr io.Writer) 
 	if parent == nil {
 		parent = context.Background()
 	}
-	// A closed terminal (SIGHUP) or output pipe (SIGPIPE) stops the bench cleanly too.
-	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	// A closed terminal (SIGHUP) or output pipe stops the bench cleanly too; a SIGPIPE
+	// does not (a device that reboots while the broker writes to it raises one).
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	ctx, stopWatch := outwatch.Context(ctx, outputFiles(stdout, stderr)...)
+	defer stopWatch()
 	b, err := sim.Start(ctx, opts)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -186,6 +190,9 @@ func runSim(parent context.Context, opts sim.Options, stdout, stderr io.Writer) 
 	}
 	printBench(stdout, b)
 	werr := b.Wait(ctx)
+	if errors.Is(context.Cause(ctx), outwatch.ErrOutputClosed) {
+		fmt.Fprintf(stderr, "hilt sim: %v\n", outwatch.ErrOutputClosed)
+	}
 	fmt.Fprintln(stderr, "hilt sim: stopping")
 	cerr := b.Close()
 	var ee *sim.ExitError
@@ -254,4 +261,16 @@ func printFlaws(w io.Writer, asJSON bool) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, strings.Join(f.Checks, ","), strings.Join(f.Backends, ","), f.Description)
 	}
 	return tw.Flush()
+}
+
+// outputFiles returns those of the writers that are files (the process's own stdout and
+// stderr, not a test's buffer), for outwatch to watch.
+func outputFiles(ws ...io.Writer) []*os.File {
+	var fs []*os.File
+	for _, w := range ws {
+		if f, ok := w.(*os.File); ok {
+			fs = append(fs, f)
+		}
+	}
+	return fs
 }

@@ -1,0 +1,59 @@
+// Package outwatch ends a long-running command when the pipe its output goes to is closed
+// (hilt sim | tee log, and tee ends), and only then.
+//
+// Catching SIGPIPE to learn that is wrong for a process that also talks over sockets and
+// pipes to devices, brokers and emulators: the kernel raises SIGPIPE for a write to any
+// broken pipe or socket, so a device that reboots while the bench's broker writes to it
+// would stop the whole bench. Context instead catches SIGPIPE only so that such writes
+// fail with EPIPE (as they must), and watches the output descriptors themselves: the
+// writing end of a pipe reports an error, and a Unix socket a hang-up, once no one reads
+// it any more.
+package outwatch
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// ErrOutputClosed is the cause (context.Cause) of a context that Context ended because an
+// output was closed.
+var ErrOutputClosed = errors.New("the output was closed (no one reads it any more)")
+
+// Context returns a copy of parent that ends, with cause ErrOutputClosed, when one of files
+// is a pipe or a Unix socket whose reading end has closed. Other files (a terminal, a
+// regular file) are not watched: a closed terminal sends SIGHUP, which the caller handles.
+// From the call on, SIGPIPE no longer ends the process, whichever descriptor it was raised
+// for; writes to a broken pipe or socket fail with EPIPE instead. cancel releases the
+// watchers and restores SIGPIPE. The files must stay open until cancel.
+func Context(parent context.Context, files ...*os.File) (ctx context.Context, cancel context.CancelFunc) {
+	sigpipe := make(chan os.Signal, 1) // never read: a full channel drops the signal
+	signal.Notify(sigpipe, syscall.SIGPIPE)
+	ctx, cancelCause := context.WithCancelCause(parent)
+	stops := []func(){}
+	for _, f := range files {
+		if f != nil && watchable(f) {
+			if stop := watch(f, func() { cancelCause(ErrOutputClosed) }); stop != nil {
+				stops = append(stops, stop)
+			}
+		}
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		signal.Stop(sigpipe)
+		cancelCause(context.Canceled)
+	}
+}
+
+// watchable says whether f is a pipe or a socket: what has a reading end that can go away.
+func watchable(f *os.File) bool {
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	return fi.Mode()&(os.ModeNamedPipe|os.ModeSocket) != 0
+}
