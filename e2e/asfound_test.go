@@ -39,7 +39,8 @@ func TestRunLeavesDeviceAsFound(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole baseline; not in -short")
 	}
-	ext := startSimBench(t)
+	bench := startSimBench(t)
+	ext := bench.profile
 	// External units get no destructive checks unless the profile allows them: allow
 	// decommission (RT) and version bumps (SU), which change the unit most.
 	b, err := os.ReadFile(ext)
@@ -59,10 +60,11 @@ func TestRunLeavesDeviceAsFound(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := p.Instances[0]
-	before := readState(t, in)
+	before := readState(t, bench, in)
 	t.Logf("before: %+v", before)
 	r := hilt(t, "run", "--device", path)
 	if r.code != 0 {
+		bench.requireAlive(t)
 		t.Fatalf("compliant run against the external unit: exit %d, want 0\n%s", r.code, r.describe())
 	}
 	// The checks that change the unit must have run, or the comparison proves nothing.
@@ -72,20 +74,23 @@ func TestRunLeavesDeviceAsFound(t *testing.T) {
 			t.Errorf("%s: verdicts %v, want pass (it changes the unit; the test needs it to run)", id, vs[id])
 		}
 	}
-	after := readState(t, in)
+	after := readState(t, bench, in)
 	if !reflect.DeepEqual(before, after) {
 		t.Errorf("the run did not leave the unit as it found it:\n before %+v\n after  %+v", before, after)
 	}
 }
 
-// readState reads the unit's state over mgmt as its admin.
-func readState(t *testing.T, in profile.Instance) deviceState {
+// readState reads the unit's state over mgmt as its admin. A failure to talk to the unit
+// first checks that its bench still runs (and says why not).
+func readState(t *testing.T, bench *simBench, in profile.Instance) deviceState {
 	t.Helper()
+	bench.requireAlive(t)
 	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", net.JoinHostPort(in.Address, "8443"),
 		// The unit's certificate is self-signed by its identity key (DI-05 checks it); this
 		// test reads state only.
 		&tls.Config{InsecureSkipVerify: true})
 	if err != nil {
+		bench.requireAlive(t)
 		t.Fatalf("mgmt of %s: %v", in.Name, err)
 	}
 	defer conn.Close()
@@ -98,14 +103,17 @@ func readState(t *testing.T, in profile.Instance) deviceState {
 		n++
 		req, _ := json.Marshal(wire.Request{Corr: strconv.Itoa(n), Auth: auth, Cmd: cmd, Args: args})
 		if _, err := conn.Write(append(req, '\n')); err != nil {
+			bench.requireAlive(t)
 			t.Fatalf("mgmt %s: %v", cmd, err)
 		}
 		line, err := rd.ReadBytes('\n')
 		if err != nil {
+			bench.requireAlive(t)
 			t.Fatalf("mgmt %s: %v", cmd, err)
 		}
 		var resp wire.Response
 		if err := json.Unmarshal(line, &resp); err != nil {
+			bench.requireAlive(t)
 			t.Fatalf("mgmt %s: %q: %v", cmd, line, err)
 		}
 		if !resp.OK {

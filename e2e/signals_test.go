@@ -542,6 +542,73 @@ func TestClosedOutputPipe(t *testing.T) {
 	}
 }
 
+// TestSimOutputClosed: hilt sim stops cleanly when the pipe its output goes to is closed
+// (hilt sim | tee, and tee ends), and not for a SIGPIPE raised by anything else: a device
+// that reboots while the bench's broker writes to it raises one, and that used to stop a
+// bench in the middle of a run against it.
+func TestSimOutputClosed(t *testing.T) {
+	requireRoot(t)
+	dir := filepath.Join(t.TempDir(), "bench")
+	r := &bgRun{out: &syncBuffer{}, done: make(chan struct{}), dir: dir, args: []string{"sim", "--devices", "1", "--dir", dir}}
+	r.cmd = exec.Command(hiltBin, r.args...)
+	r.cmd.Stderr = r.out
+	stdout, err := r.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.cmd.Process.Kill() })
+	printed := make(chan string, 1)
+	go func() {
+		var b strings.Builder
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			b.WriteString(sc.Text() + "\n")
+			if strings.HasPrefix(sc.Text(), "Ctrl-C stops") {
+				break
+			}
+		}
+		printed <- b.String() // the pipe stays open, unread, until the test closes it
+	}()
+	select {
+	case <-printed:
+	case <-time.After(outputWait):
+		t.Fatalf("hilt sim printed no bench in %v:\n%s", outputWait, lastLines(r.out.String(), 40))
+	}
+	go func() {
+		r.err = r.cmd.Wait()
+		close(r.done)
+	}()
+
+	if err := r.cmd.Process.Signal(syscall.SIGPIPE); err != nil {
+		t.Fatal(err)
+	}
+	// Stopping would start at once (it says so first); a second is ample to see it.
+	select {
+	case <-r.done:
+		t.Fatalf("hilt sim ended (%v) on a SIGPIPE:\n%s", r.err, lastLines(r.out.String(), 20))
+	case <-time.After(time.Second):
+	}
+	if strings.Contains(r.out.String(), "hilt sim: stopping") {
+		t.Fatalf("hilt sim stops on a SIGPIPE:\n%s", lastLines(r.out.String(), 20))
+	}
+
+	stdout.Close()
+	code, took := r.wait(t, runWait, time.Now())
+	t.Logf("output closed: exit %d after %v", code, took.Round(time.Millisecond))
+	if code != 0 {
+		t.Errorf("exit %d, want 0 (a closed output stops the bench as Ctrl-C does)", code)
+	}
+	if !strings.Contains(r.out.String(), "the output was closed") {
+		t.Errorf("hilt sim did not say why it stopped:\n%s", lastLines(r.out.String(), 20))
+	}
+	if left := leftovers(t, r); len(left) > 0 {
+		t.Errorf("the bench left:\n  %s", strings.Join(left, "\n  "))
+	}
+}
+
 // TestInterruptedRunLeavesDeviceAsFound runs against a device hilt does not own (a
 // `hilt sim` bench, described to hilt run as an external device) and stops the run while
 // LA-05 has the unit's lockout settings changed: by SIGINT (hilt run stops its check
@@ -550,7 +617,8 @@ func TestClosedOutputPipe(t *testing.T) {
 // second run of LA-05 then finds the settings as declared and passes.
 func TestInterruptedRunLeavesDeviceAsFound(t *testing.T) {
 	requireRoot(t)
-	profile := startSimBench(t)
+	bench := startSimBench(t)
+	profile := bench.profile
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
 			r, code, took := interruptRun(t, sig, sigProgressRE("DI-01"), true, "run", "--device", profile, "--label-filter", "DI-01 || LA-05")
@@ -572,16 +640,40 @@ func TestInterruptedRunLeavesDeviceAsFound(t *testing.T) {
 			again := startHilt(t, "run", "--device", profile, "--label-filter", "LA-05")
 			code, _ = again.wait(t, runWait, again.t0)
 			if code != 0 {
+				bench.requireAlive(t)
 				t.Errorf("LA-05 after the %s run: exit %d, want 0: the unit was not left as found\n%s", sig, code, again.report(t).describe())
 			}
 		})
 	}
 }
 
-// startSimBench starts `hilt sim` with one unit and returns a copy of its profile that
-// describes the unit as external (hilt run then tests it without starting a bench of its
-// own). The bench is stopped when the test ends.
-func startSimBench(t *testing.T) string {
+// simBench is a `hilt sim` bench a test started, with its profile rewritten to describe the
+// unit as external.
+type simBench struct {
+	run     *bgRun
+	profile string // the external copy of the bench's profile
+}
+
+// requireAlive fails the test, with the bench's output, when the bench has stopped: its
+// unit's address then leads nowhere (or, on a host whose default route is a proxy, to
+// something else entirely), and no later failure would say why.
+func (b *simBench) requireAlive(t *testing.T) {
+	t.Helper()
+	select {
+	case <-b.run.done:
+		t.Fatalf("the hilt sim bench stopped (%v) while the test used it:\n%s", b.run.err, lastLines(b.run.out.String(), 40))
+	default:
+	}
+	// It says so before it takes its network down.
+	if out := b.run.out.String(); strings.Contains(out, "hilt sim: stopping") {
+		t.Fatalf("the hilt sim bench is stopping while the test uses it:\n%s", lastLines(out, 40))
+	}
+}
+
+// startSimBench starts `hilt sim` with one unit and returns it with a copy of its profile
+// that describes the unit as external (hilt run then tests it without starting a bench of
+// its own). The bench is stopped when the test ends.
+func startSimBench(t *testing.T) *simBench {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "bench")
 	r := &bgRun{out: &syncBuffer{}, done: make(chan struct{}), args: []string{"sim", "--devices", "1", "--dir", dir}}
@@ -615,7 +707,7 @@ func startSimBench(t *testing.T) string {
 	if err := os.WriteFile(ext, bytes.Replace(b, []byte("\nbackend: sim\n"), []byte("\nbackend: external\n"), 1), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return ext
+	return &simBench{run: r, profile: ext}
 }
 
 // TestKilledRunLeftovers SIGKILLs a run mid-check: its device processes and check processes
