@@ -21,6 +21,7 @@ import (
 	"github.com/hilt-project/hilt/bench"
 	"github.com/hilt-project/hilt/drivers/netprobe"
 	"github.com/hilt-project/hilt/harness/profile"
+	"github.com/hilt-project/hilt/internal/tied"
 )
 
 // scanRun is one measured full port scan.
@@ -217,8 +218,7 @@ func startSim(ctx context.Context, cfg config) (*simBench, error) {
 	cmd := exec.Command(cfg.hilt, "sim", "--devices", "1", "--dir", dir)
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = io.MultiWriter(pw, log), log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	if err := tied.Start(cmd, syscall.SIGTERM); err != nil { // it stops with us
 		log.Close()
 		return nil, fmt.Errorf("start hilt sim: %w", err)
 	}
