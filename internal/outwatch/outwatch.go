@@ -2,12 +2,13 @@
 // (hilt sim | tee log, and tee ends), and only then.
 //
 // Catching SIGPIPE to learn that is wrong for a process that also talks over sockets and
-// pipes to devices, brokers and emulators: the kernel raises SIGPIPE for a write to any
-// broken pipe or socket, so a device that reboots while the bench's broker writes to it
-// would stop the whole bench. Context instead catches SIGPIPE only so that such writes
-// fail with EPIPE (as they must), and watches the output descriptors themselves: the
-// writing end of a pipe reports an error, and a Unix socket a hang-up, once no one reads
-// it any more.
+// pipes to devices, brokers and emulators: once a Go program asks for SIGPIPE, it gets one
+// for a write to any broken pipe or socket, so a device that reboots while the bench's
+// broker writes to it would stop the whole bench. Context instead catches SIGPIPE only so
+// that a write to a closed stdout or stderr fails with EPIPE rather than killing the
+// process (Go's default for those two descriptors), and watches the output descriptors
+// themselves: the writing end of a pipe reports an error, and a Unix socket a hang-up, once
+// no one reads it any more.
 package outwatch
 
 import (
@@ -25,12 +26,14 @@ var ErrOutputClosed = errors.New("the output was closed (no one reads it any mor
 // Context returns a copy of parent that ends, with cause ErrOutputClosed, when one of files
 // is a pipe or a Unix socket whose reading end has closed. Other files (a terminal, a
 // regular file) are not watched: a closed terminal sends SIGHUP, which the caller handles.
-// From the call on, SIGPIPE no longer ends the process, whichever descriptor it was raised
-// for; writes to a broken pipe or socket fail with EPIPE instead. cancel releases the
-// watchers and restores SIGPIPE. The files must stay open until cancel.
+// A TCP socket is watched but reports its peer gone only once a write to it has failed.
+//
+// From the call on, and for the rest of the process's life, SIGPIPE no longer ends the
+// process, whichever descriptor it was raised for: a write to a broken pipe or socket fails
+// with EPIPE instead, so that a last message after the output closed cannot turn the exit
+// status into a death by signal. cancel stops the watchers.
 func Context(parent context.Context, files ...*os.File) (ctx context.Context, cancel context.CancelFunc) {
-	sigpipe := make(chan os.Signal, 1) // never read: a full channel drops the signal
-	signal.Notify(sigpipe, syscall.SIGPIPE)
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE) // never read: a full channel drops the signal
 	ctx, cancelCause := context.WithCancelCause(parent)
 	stops := []func(){}
 	for _, f := range files {
@@ -44,7 +47,6 @@ func Context(parent context.Context, files ...*os.File) (ctx context.Context, ca
 		for _, stop := range stops {
 			stop()
 		}
-		signal.Stop(sigpipe)
 		cancelCause(context.Canceled)
 	}
 }
