@@ -552,14 +552,32 @@ func TestSimOutputClosed(t *testing.T) {
 	r := &bgRun{out: &syncBuffer{}, done: make(chan struct{}), dir: dir, args: []string{"sim", "--devices", "1", "--dir", dir}}
 	r.cmd = exec.Command(hiltBin, r.args...)
 	r.cmd.Stderr = r.out
-	stdout, err := r.cmd.StdoutPipe()
+	// Its stdout is a pipe of the test's own: closing the reading end is the test's act.
+	stdout, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.cmd.Start(); err != nil {
+	r.cmd.Stdout = w
+	err = r.cmd.Start()
+	w.Close()
+	if err != nil {
+		stdout.Close()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.cmd.Process.Kill() })
+	go func() {
+		r.err = r.cmd.Wait()
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		stdout.Close()
+		r.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-r.done:
+		case <-time.After(30 * time.Second):
+			r.cmd.Process.Kill()
+			<-r.done
+		}
+	})
 	printed := make(chan string, 1)
 	go func() {
 		var b strings.Builder
@@ -574,13 +592,11 @@ func TestSimOutputClosed(t *testing.T) {
 	}()
 	select {
 	case <-printed:
+	case <-r.done:
+		t.Fatalf("hilt sim ended (%v) before printing its bench:\n%s", r.err, lastLines(r.out.String(), 40))
 	case <-time.After(outputWait):
 		t.Fatalf("hilt sim printed no bench in %v:\n%s", outputWait, lastLines(r.out.String(), 40))
 	}
-	go func() {
-		r.err = r.cmd.Wait()
-		close(r.done)
-	}()
 
 	if err := r.cmd.Process.Signal(syscall.SIGPIPE); err != nil {
 		t.Fatal(err)
@@ -670,14 +686,15 @@ func (b *simBench) requireAlive(t *testing.T) {
 	}
 }
 
-// startSimBench starts `hilt sim` with one unit and returns it with a copy of its profile
-// that describes the unit as external (hilt run then tests it without starting a bench of
-// its own). The bench is stopped when the test ends.
-func startSimBench(t *testing.T) *simBench {
+// startSim starts `hilt sim --devices 1 --dir D` (through the command wrap names first, if
+// any: nohup) and waits until it has printed its bench. It is stopped (SIGTERM) when the
+// test ends.
+func startSim(t *testing.T, wrap ...string) *bgRun {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "bench")
-	r := &bgRun{out: &syncBuffer{}, done: make(chan struct{}), args: []string{"sim", "--devices", "1", "--dir", dir}}
-	r.cmd = exec.Command(hiltBin, r.args...)
+	r := &bgRun{out: &syncBuffer{}, done: make(chan struct{}), dir: dir, args: []string{"sim", "--devices", "1", "--dir", dir}}
+	argv := append(append(slices.Clone(wrap), hiltBin), r.args...)
+	r.cmd = exec.Command(argv[0], argv[1:]...)
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -696,6 +713,60 @@ func startSimBench(t *testing.T) *simBench {
 		}
 	})
 	r.waitFor(t, regexp.MustCompile(`(?m)^profile\s+\S+`), outputWait)
+	return r
+}
+
+// TestSimHangup: a closed terminal (SIGHUP) stops hilt sim cleanly, unless it was started
+// under nohup, which asks for the opposite; SIGTERM still stops it then.
+func TestSimHangup(t *testing.T) {
+	requireRoot(t)
+	tests := []struct {
+		name     string
+		wrap     []string
+		wantStop bool
+	}{
+		{"plain", nil, true},
+		{"nohup", []string{"nohup"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := startSim(t, tc.wrap...)
+			if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.wantStop {
+				// Stopping would start at once (it says so first); a second is ample.
+				select {
+				case <-r.done:
+					t.Fatalf("hilt sim under nohup ended (%v) on SIGHUP:\n%s", r.err, lastLines(r.out.String(), 20))
+				case <-time.After(time.Second):
+				}
+				if strings.Contains(r.out.String(), "hilt sim: stopping") {
+					t.Fatalf("hilt sim under nohup stops on SIGHUP:\n%s", lastLines(r.out.String(), 20))
+				}
+				if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+					t.Fatal(err)
+				}
+			}
+			code, took := r.wait(t, runWait, time.Now())
+			t.Logf("exit %d %v after the signal", code, took.Round(time.Millisecond))
+			if code != 0 {
+				t.Errorf("exit %d, want 0", code)
+			}
+			if left := leftovers(t, r); len(left) > 0 {
+				t.Errorf("the bench left:\n  %s", strings.Join(left, "\n  "))
+			}
+		})
+	}
+}
+
+// startSimBench starts `hilt sim` with one unit and returns it with a copy of its profile
+// that describes the unit as external (hilt run then tests it without starting a bench of
+// its own). The bench is stopped when the test ends.
+func startSimBench(t *testing.T) *simBench {
+	t.Helper()
+	r := startSim(t)
+	dir := r.dir
 	b, err := os.ReadFile(filepath.Join(dir, "profile.yaml"))
 	if err != nil {
 		t.Fatal(err)

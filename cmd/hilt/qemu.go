@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -31,8 +29,8 @@ func newQEMUCmd() *cobra.Command {
 		Long: `Boot the emulated units a qemu profile describes (default ` + defaultQEMUProfile + `),
 each a QEMU virtual machine with its own disks, tap link and console, with an MQTT broker
 (embedded, or a private Mosquitto with --mosquitto), as hilt run does before its checks;
-print how to reach each unit and the profile for them, then wait until Ctrl-C or SIGTERM and
-stop everything. The QEMU command lines, QEMU's output and events are in OUT/.hilt/
+print how to reach each unit and the profile for them, then wait until Ctrl-C, SIGTERM, a
+closed terminal (SIGHUP; not under nohup) or a closed output pipe, and stop everything. The QEMU command lines, QEMU's output and events are in OUT/.hilt/
 qemu-bench.log, each unit's console in OUT/.hilt/<unit>.console.log when it stops.
 
 Needs root (tap devices), qemu-system-x86_64, mkfs.ext4, and the kernel and initramfs of
@@ -58,7 +56,7 @@ func runQEMU(parent context.Context, o runner.Options, device string, stdout, st
 		parent = context.Background()
 	}
 	// As hilt sim: a closed terminal or output pipe stops the bench, a SIGPIPE does not.
-	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := signal.NotifyContext(parent, stopSignals()...)
 	defer stop()
 	ctx, stopWatch := outwatch.Context(ctx, outputFiles(stdout, stderr)...)
 	defer stopWatch()

@@ -28,7 +28,7 @@ errored; 2 any error, bad input, no check selected, or an interrupted run.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Ctrl-C, SIGTERM and a closed terminal (SIGHUP) interrupt the run: it stops
 			// the checks (their cleanups restore the units), writes the reports and exits 2.
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+			ctx, stop := signal.NotifyContext(cmd.Context(), stopSignals()...)
 			defer stop()
 			// A closed output pipe (hilt run | head, or a tee that Ctrl-C ended first) must
 			// not kill the run half way through its cleanup: with SIGPIPE caught, writes to

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -53,7 +52,8 @@ func newSimCmd() *cobra.Command {
 		Short: "Start simulated reference devices to explore by hand",
 		Long: `Start simulated reference devices, each in its own network namespace with a pty as
 its console, an MQTT broker (embedded by default), and a device profile for them; print how
-to reach everything, then wait until Ctrl-C or SIGTERM and stop everything.
+to reach everything, then wait until Ctrl-C, SIGTERM, a closed terminal (SIGHUP; not
+under nohup) or a closed output pipe, and stop everything.
 
 Without root (or where network namespaces are refused) the devices run on loopback
 addresses of the host instead: hilt says so, ports that also answer on a control address
@@ -64,7 +64,7 @@ the password may come from $` + envBrokerPassword + ` instead) with --broker-ca 
 with --broker-device user:pass (once for all devices or once per device) or
 $` + envDeviceAccounts + `; without them the devices use the harness account.
 
-Exit codes: 0 stopped by Ctrl-C/SIGTERM; 2 bad input, a bench that did not start, or a
+Exit codes: 0 stopped by one of those; 2 bad input, a bench that did not start, or a
 device that exited on its own.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -176,7 +176,7 @@ func runSim(parent context.Context, opts sim.Options, stdout, stderr io.Writer) 
 	}
 	// A closed terminal (SIGHUP) or output pipe stops the bench cleanly too; a SIGPIPE
 	// does not (a device that reboots while the broker writes to it raises one).
-	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := signal.NotifyContext(parent, stopSignals()...)
 	defer stop()
 	ctx, stopWatch := outwatch.Context(ctx, outputFiles(stdout, stderr)...)
 	defer stopWatch()
