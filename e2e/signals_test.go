@@ -558,26 +558,9 @@ func TestSimOutputClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.cmd.Stdout = w
-	err = r.cmd.Start()
+	t.Cleanup(func() { stdout.Close() })
+	r.startStoppable(t)
 	w.Close()
-	if err != nil {
-		stdout.Close()
-		t.Fatal(err)
-	}
-	go func() {
-		r.err = r.cmd.Wait()
-		close(r.done)
-	}()
-	t.Cleanup(func() {
-		stdout.Close()
-		r.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-r.done:
-		case <-time.After(30 * time.Second):
-			r.cmd.Process.Kill()
-			<-r.done
-		}
-	})
 	printed := make(chan string, 1)
 	go func() {
 		var b strings.Builder
@@ -598,18 +581,7 @@ func TestSimOutputClosed(t *testing.T) {
 		t.Fatalf("hilt sim printed no bench in %v:\n%s", outputWait, lastLines(r.out.String(), 40))
 	}
 
-	if err := r.cmd.Process.Signal(syscall.SIGPIPE); err != nil {
-		t.Fatal(err)
-	}
-	// Stopping would start at once (it says so first); a second is ample to see it.
-	select {
-	case <-r.done:
-		t.Fatalf("hilt sim ended (%v) on a SIGPIPE:\n%s", r.err, lastLines(r.out.String(), 20))
-	case <-time.After(time.Second):
-	}
-	if strings.Contains(r.out.String(), "hilt sim: stopping") {
-		t.Fatalf("hilt sim stops on a SIGPIPE:\n%s", lastLines(r.out.String(), 20))
-	}
+	r.requireRunsOn(t, syscall.SIGPIPE)
 
 	stdout.Close()
 	code, took := r.wait(t, runWait, time.Now())
@@ -696,8 +668,17 @@ func startSim(t *testing.T, wrap ...string) *bgRun {
 	argv := append(append(slices.Clone(wrap), hiltBin), r.args...)
 	r.cmd = exec.Command(argv[0], argv[1:]...)
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
+	r.startStoppable(t)
+	r.waitFor(t, regexp.MustCompile(`(?m)^profile\s+\S+`), outputWait)
+	return r
+}
+
+// startStoppable starts r.cmd and stops it when the test ends: SIGTERM, then SIGKILL if it
+// still runs 30 s later.
+func (r *bgRun) startStoppable(t *testing.T) {
+	t.Helper()
 	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
+		t.Fatalf("start hilt %v: %v", r.args, err)
 	}
 	go func() {
 		r.err = r.cmd.Wait()
@@ -712,8 +693,23 @@ func startSim(t *testing.T, wrap ...string) *bgRun {
 			<-r.done
 		}
 	})
-	r.waitFor(t, regexp.MustCompile(`(?m)^profile\s+\S+`), outputWait)
-	return r
+}
+
+// requireRunsOn sends sig to a hilt sim and fails the test if it stops: a bench that stops
+// says so at once, so a second without it is ample.
+func (r *bgRun) requireRunsOn(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.done:
+		t.Fatalf("hilt %v ended (%v) on %v:\n%s", r.args, r.err, sig, lastLines(r.out.String(), 20))
+	case <-time.After(time.Second):
+	}
+	if strings.Contains(r.out.String(), "hilt sim: stopping") {
+		t.Fatalf("hilt sim stops on %v:\n%s", sig, lastLines(r.out.String(), 20))
+	}
 }
 
 // TestSimHangup: a closed terminal (SIGHUP) stops hilt sim cleanly, unless it was started
@@ -731,19 +727,12 @@ func TestSimHangup(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := startSim(t, tc.wrap...)
-			if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-				t.Fatal(err)
-			}
-			if !tc.wantStop {
-				// Stopping would start at once (it says so first); a second is ample.
-				select {
-				case <-r.done:
-					t.Fatalf("hilt sim under nohup ended (%v) on SIGHUP:\n%s", r.err, lastLines(r.out.String(), 20))
-				case <-time.After(time.Second):
+			if tc.wantStop {
+				if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+					t.Fatal(err)
 				}
-				if strings.Contains(r.out.String(), "hilt sim: stopping") {
-					t.Fatalf("hilt sim under nohup stops on SIGHUP:\n%s", lastLines(r.out.String(), 20))
-				}
+			} else {
+				r.requireRunsOn(t, syscall.SIGHUP)
 				if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 					t.Fatal(err)
 				}
