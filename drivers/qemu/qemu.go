@@ -15,11 +15,9 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hilt-project/hilt/internal/rundir"
-	"github.com/hilt-project/hilt/internal/tied"
 )
 
 // Binary is the QEMU system emulator the package runs.
@@ -134,10 +132,8 @@ func Start(ctx context.Context, opts Options) (*VM, error) {
 
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = vm.output, vm.output
-	// A process group of its own: a terminal's ^C reaches the harness, which then stops
-	// QEMU in order. SIGKILL if the harness dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := tied.Start(cmd, syscall.SIGKILL); err != nil {
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
 		os.RemoveAll(runDir)
 		return nil, fmt.Errorf("qemu %s: start %s: %w", opts.Name, path, err)
 	}

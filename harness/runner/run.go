@@ -21,7 +21,6 @@ import (
 	"github.com/hilt-project/hilt/harness/profile"
 	"github.com/hilt-project/hilt/harness/session"
 	"github.com/hilt-project/hilt/harness/sim"
-	"github.com/hilt-project/hilt/internal/tied"
 	"github.com/hilt-project/hilt/reports"
 )
 
@@ -273,12 +272,11 @@ func runChild(ctx context.Context, o Options, p *profile.Profile, name, pins str
 	// Its own process group: a terminal's Ctrl-C reaches the child only through us, once,
 	// so Ginkgo interrupts the running check and runs its cleanup (restoring the unit). If
 	// we die without stopping it, ParentDeathSignal makes it do the same on its own
-	// (InterruptOnParentDeath); tied forks it from a thread that lives as long as we do, as
-	// the signal comes when the forking thread ends.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// (InterruptOnParentDeath).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: ParentDeathSignal}
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 30 * time.Second
-	if err := tied.Start(cmd, ParentDeathSignal); err != nil {
+	if err := cmd.Start(); err != nil {
 		pw.Close()
 		pr.Close()
 		return reports.DeviceResult{Name: name, Error: fmt.Sprintf("start the check process: %v", err)}

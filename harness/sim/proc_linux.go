@@ -4,22 +4,46 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/hilt-project/hilt/internal/tied"
 )
 
-// startTied starts cmd in its own process group, with SIGKILL as its parent-death signal
-// (internal/tied: from a thread that outlives every device), so that devices die with the
-// bench even when it is SIGKILLed.
+// The forker: device processes get PR_SET_PDEATHSIG=SIGKILL so that they die with the
+// bench even when it is SIGKILLed. The kernel sends that signal when the *thread* that
+// forked the child exits, not the process: a child forked from an ordinary Go thread dies
+// whenever that thread happens to end (a goroutine that locked it and returned), and a
+// thread of our own that we let exit would take with it every child some other code had
+// forked from it before we locked it. So devices are forked from one locked thread that
+// lives as long as the process: started at first use, never ended. It is the package's only
+// process-wide state, and it holds nothing but that thread.
+var (
+	forkerOnce sync.Once
+	forkerJobs chan func()
+)
+
+// startTied starts cmd in its own process group, with SIGKILL as its parent-death signal,
+// from the forker thread.
 func startTied(cmd *exec.Cmd) error {
+	forkerOnce.Do(func() {
+		forkerJobs = make(chan func())
+		go func() {
+			runtime.LockOSThread() // never unlocked: this thread must outlive every device
+			for j := range forkerJobs {
+				j()
+			}
+		}()
+	})
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setpgid = true
-	return tied.Start(cmd, syscall.SIGKILL)
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	errc := make(chan error, 1)
+	forkerJobs <- func() { errc <- cmd.Start() }
+	return <-errc
 }
 
 // makeRaw puts a tty in raw mode (cfmakeraw) at 115200 baud, without touching the file's

@@ -21,7 +21,6 @@ import (
 	"github.com/hilt-project/hilt/bench"
 	"github.com/hilt-project/hilt/drivers/netprobe"
 	"github.com/hilt-project/hilt/harness/profile"
-	"github.com/hilt-project/hilt/internal/tied"
 )
 
 // scanRun is one measured full port scan.
@@ -218,7 +217,8 @@ func startSim(ctx context.Context, cfg config) (*simBench, error) {
 	cmd := exec.Command(cfg.hilt, "sim", "--devices", "1", "--dir", dir)
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = io.MultiWriter(pw, log), log
-	if err := tied.Start(cmd, syscall.SIGTERM); err != nil { // it stops with us
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
 		log.Close()
 		return nil, fmt.Errorf("start hilt sim: %w", err)
 	}
