@@ -30,8 +30,9 @@ func newQEMUCmd() *cobra.Command {
 each a QEMU virtual machine with its own disks, tap link and console, with an MQTT broker
 (embedded, or a private Mosquitto with --mosquitto), as hilt run does before its checks;
 print how to reach each unit and the profile for them, then wait until Ctrl-C, SIGTERM, a
-closed terminal (SIGHUP; not under nohup) or a closed output pipe, and stop everything. The QEMU command lines, QEMU's output and events are in OUT/.hilt/
-qemu-bench.log, each unit's console in OUT/.hilt/<unit>.console.log when it stops.
+closed terminal (SIGHUP; not under nohup) or a closed output pipe, and stop everything.
+The QEMU command lines, QEMU's output and events are in OUT/.hilt/qemu-bench.log, each
+unit's console in OUT/.hilt/<unit>.console.log when it stops.
 
 Needs root (tap devices), qemu-system-x86_64, mkfs.ext4, and the kernel and initramfs of
 make qemu-image (docs/QEMU.md).`,

@@ -4,12 +4,12 @@ import (
 	"context"
 	"os"
 	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/hilt-project/hilt/harness/runner"
 	"github.com/hilt-project/hilt/harness/sim"
+	"github.com/hilt-project/hilt/internal/outwatch"
 )
 
 func newRunCmd() *cobra.Command {
@@ -33,7 +33,7 @@ errored; 2 any error, bad input, no check selected, or an interrupted run.`,
 			// A closed output pipe (hilt run | head, or a tee that Ctrl-C ended first) must
 			// not kill the run half way through its cleanup: with SIGPIPE caught, writes to
 			// it fail and the run goes on to write its reports.
-			signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+			outwatch.CatchSIGPIPE()
 			o.Stdout, o.Version = cmd.OutOrStdout(), version
 			bench.devices, bench.flaws = o.Devices, o.Flaws
 			// Bad flags still end in a report that says what was wrong.

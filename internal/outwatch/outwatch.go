@@ -33,7 +33,7 @@ var ErrOutputClosed = errors.New("the output was closed (no one reads it any mor
 // with EPIPE instead, so that a last message after the output closed cannot turn the exit
 // status into a death by signal. cancel stops the watchers.
 func Context(parent context.Context, files ...*os.File) (ctx context.Context, cancel context.CancelFunc) {
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE) // never read: a full channel drops the signal
+	CatchSIGPIPE()
 	ctx, cancelCause := context.WithCancelCause(parent)
 	stops := []func(){}
 	for _, f := range files {
@@ -49,6 +49,14 @@ func Context(parent context.Context, files ...*os.File) (ctx context.Context, ca
 		}
 		cancelCause(context.Canceled)
 	}
+}
+
+// CatchSIGPIPE makes SIGPIPE harmless for the rest of the process's life: a write to a
+// broken pipe or socket, stdout and stderr included, fails with EPIPE instead of killing
+// the process. For commands that must go on when their output closes (hilt run writes its
+// reports); Context calls it.
+func CatchSIGPIPE() {
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE) // never read: a full channel drops the signal
 }
 
 // watchable says whether f is a pipe or a socket: what has a reading end that can go away.
