@@ -502,6 +502,12 @@ func (b *Bench) Close() error {
 // lifetime returns a context that ends when the bench closes.
 func (b *Bench) lifetime() (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
+	select {
+	case <-b.done: // at once, not when the goroutine below runs: watch asks right away
+		cancel()
+		return ctx, cancel
+	default:
+	}
 	go func() {
 		select {
 		case <-b.done:

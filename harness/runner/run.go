@@ -2,6 +2,7 @@ package runner
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,6 +45,12 @@ type Options struct {
 	// Invalid, when set, is what was wrong with the command line: the run writes a
 	// report saying so and exits 2.
 	Invalid error
+	// TeardownLimit bounds the wait for the bench to stop after the checks (default
+	// DefaultTeardownLimit); past it the reports are written regardless (stopWithin).
+	TeardownLimit time.Duration
+
+	// startUnits stands in for units in tests of this package.
+	startUnits func(context.Context, Options) (*profile.Profile, func(), error)
 }
 
 // ErrBadInput is wrapped by errors in what the user asked for (exit code 2).
@@ -109,9 +116,20 @@ func runAll(ctx context.Context, o Options, run *reports.Run, secrets *[]string)
 		}
 	}
 	removeStale(ctx, o.Stdout)
-	p, stop, err := units(ctx, o)
+	start := units
+	if o.startUnits != nil {
+		start = o.startUnits
+	}
+	p, stop, err := start(ctx, o)
 	if stop != nil {
-		defer stop()
+		defer func() {
+			limit := cmp.Or(o.TeardownLimit, DefaultTeardownLimit)
+			stacks := filepath.Join(o.Out, ".hilt", "teardown-stacks.txt")
+			if terr := stopWithin(stop, limit, stacks); terr != nil {
+				fmt.Fprintf(o.Stdout, "hilt: %v\n", terr)
+				run.Errors = append(run.Errors, terr.Error())
+			}
+		}()
 	}
 	if err != nil {
 		return err

@@ -1,0 +1,60 @@
+package runner
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"time"
+)
+
+// DefaultTeardownLimit bounds how long hilt run waits for its bench to stop once the checks
+// have ended. Stopping kills the units, removes their links and stops the broker: seconds
+// when all is well. A bench that takes longer is stuck, and the reports must not wait for
+// it.
+const DefaultTeardownLimit = time.Minute
+
+// ErrTeardown is wrapped by the run error of a bench that did not stop in time.
+var ErrTeardown = errors.New("the bench did not stop")
+
+// stopWithin calls stop and waits for it at most limit. If stop has not returned by then,
+// it writes the stacks of every goroutine to stacks (what the teardown waits on, for a bug
+// report) and returns an error wrapping ErrTeardown that says so; stop goes on in the
+// background, and whatever it leaves when the process exits (units, links, folders) the
+// next run removes as a dead run's. The process's children die with it: QEMU and the
+// simulated devices have SIGKILL as their parent-death signal.
+func stopWithin(stop func(), limit time.Duration, stacks string) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		stop()
+	}()
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+	}
+	where := ""
+	if err := writeStacks(stacks); err != nil {
+		where = fmt.Sprintf(" (its stacks could not be written: %v)", err)
+	} else {
+		where = fmt.Sprintf("; what it waits on: %s", stacks)
+	}
+	return fmt.Errorf("%w within %v: the reports are written without waiting for it, and the next run removes what it left%s",
+		ErrTeardown, limit, where)
+}
+
+// writeStacks writes every goroutine's stack to path.
+func writeStacks(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	werr := pprof.Lookup("goroutine").WriteTo(f, 2)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	return werr
+}
