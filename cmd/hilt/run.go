@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -65,6 +66,9 @@ func newCheckCmd() *cobra.Command {
 		Short:  "run the suites against one unit (started by hilt run)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f := os.NewFile(3, "progress"); f != nil {
+				// Inherited without close-on-exec: set it, or a program the checks start
+				// would hold the pipe open after this process ends.
+				syscall.CloseOnExec(3)
 				o.Progress = f
 			}
 			o.Log = cmd.ErrOrStderr()

@@ -53,6 +53,9 @@ type Options struct {
 	startUnits func(context.Context, Options) (*profile.Profile, func(), error)
 }
 
+// progressDrain bounds the wait for a check process's last progress lines after it ended.
+const progressDrain = 5 * time.Second
+
 // ErrBadInput is wrapped by errors in what the user asked for (exit code 2).
 var ErrBadInput = errors.New("bad input")
 
@@ -312,7 +315,12 @@ func runChild(ctx context.Context, o Options, p *profile.Profile, name, pins str
 		}
 	}()
 	werr := cmd.Wait()
-	<-done
+	// The check process has ended; a program it started that still holds the progress
+	// pipe must not hold the run: its last lines are not worth waiting for.
+	select {
+	case <-done:
+	case <-time.After(progressDrain):
+	}
 	pr.Close()
 	var dr reports.DeviceResult
 	if err := readJSON(result, &dr); err != nil {

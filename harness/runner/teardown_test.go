@@ -5,8 +5,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,5 +93,50 @@ func TestRunStuckTeardown(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("not written: %v", err)
 		}
+	}
+}
+
+// TestRunChildLingeringGrandchild: a program the check process started that outlives it,
+// holding the progress pipe, does not hold the run.
+func TestRunChildLingeringGrandchild(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, ".hilt"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A stand-in check process: it leaves a sleep behind with the progress pipe (fd 3)
+	// open, writes its result and ends.
+	exe := filepath.Join(dir, "check.sh")
+	script := `#!/bin/sh
+while [ $# -gt 0 ]; do
+	if [ "$1" = --result ]; then result=$2; fi
+	shift
+done
+sleep 60 &
+echo $! >"$result.sleeper"
+echo "dev1 DI-01 pass 0.1" >&3
+echo '{"name":"dev1"}' >"$result"
+`
+	if err := os.WriteFile(exe, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(filepath.Join(dir, ".hilt", "dev1.json.sleeper")); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	var lines atomic.Int32
+	begin := time.Now()
+	dr := runChild(t.Context(), Options{Out: dir, Exe: exe}, &profile.Profile{Path: "p.yaml"}, "dev1", "pins.json",
+		func(string) { lines.Add(1) })
+	if d := time.Since(begin); d > progressDrain+10*time.Second {
+		t.Errorf("runChild took %v: it waited for the lingering program", d)
+	}
+	if dr.Name != "dev1" || dr.Error != "" {
+		t.Errorf("result %+v, want dev1's, without error", dr)
+	}
+	if lines.Load() != 1 {
+		t.Errorf("%d progress lines, want 1", lines.Load())
 	}
 }
