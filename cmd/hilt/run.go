@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"os"
 	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -65,10 +63,7 @@ func newCheckCmd() *cobra.Command {
 		Hidden: true,
 		Short:  "run the suites against one unit (started by hilt run)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if f := os.NewFile(3, "progress"); f != nil {
-				// Inherited without close-on-exec: set it, or a program the checks start
-				// would hold the pipe open after this process ends.
-				syscall.CloseOnExec(3)
+			if f := runner.ProgressPipe(); f != nil {
 				o.Progress = f
 			}
 			o.Log = cmd.ErrOrStderr()

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hilt-project/hilt/harness/image"
 	"github.com/hilt-project/hilt/harness/profile"
 	"github.com/hilt-project/hilt/harness/session"
@@ -25,6 +27,25 @@ type CheckOptions struct {
 	Result      string // where the child writes its DeviceResult as JSON
 	Progress    io.Writer
 	Log         io.Writer
+}
+
+// progressFD is the descriptor of the progress pipe in a check process: hilt run passes
+// its writing end as the first of cmd.ExtraFiles.
+const progressFD = 3
+
+// ProgressPipe returns the progress pipe hilt run handed this check process, or nil when
+// there is none (the process was started by hand). It marks the descriptor close-on-exec,
+// which an inherited one is not: a program the checks start would otherwise hold the pipe
+// open after this process ends.
+func ProgressPipe() *os.File { return inheritedPipe(progressFD, "progress") }
+
+// inheritedPipe returns the open descriptor fd as a file, marked close-on-exec, or nil.
+func inheritedPipe(fd int, name string) *os.File {
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+		return nil
+	}
+	unix.CloseOnExec(fd)
+	return os.NewFile(uintptr(fd), name)
 }
 
 // Check runs the suites against one unit and writes its results. The returned error

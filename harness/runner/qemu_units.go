@@ -261,6 +261,9 @@ func (q *qemuRun) stop() {
 		q.ctl.close()
 	}
 	if q.bench != nil {
+		// Now, in case the teardown below hangs (hilt run then stops waiting for it), and
+		// again in report, with what the units printed until they were killed.
+		q.keepConsoles()
 		if err := q.bench.Close(); err != nil {
 			fmt.Fprintf(q.stdout, "hilt: emulated bench: %v\n", err)
 		}
@@ -282,15 +285,11 @@ func (q *qemuRun) stop() {
 // console log as <unit>.console.log in the run's .hilt folder.
 func (q *qemuRun) report() {
 	fmt.Fprintf(q.stdout, "emulated bench: up %s\n", time.Since(q.started).Round(time.Second))
-	for _, u := range q.bench.Units() {
-		b, err := os.ReadFile(u.ConsoleLog)
-		if err != nil {
+	for _, c := range q.keepConsoles() {
+		if c.log == nil {
 			continue
 		}
-		kept := filepath.Join(q.out, u.Name+".console.log")
-		if err := os.WriteFile(kept, b, 0o600); err != nil {
-			kept = "(not kept: " + err.Error() + ")"
-		}
+		u, kept, b := c.unit, c.kept, c.log
 		boots := bytes.Count(b, []byte("refdev ready"))
 		line := fmt.Sprintf("  %-8s %d boots to ready", u.Name, boots)
 		if q.ctl != nil {
@@ -306,4 +305,30 @@ func (q *qemuRun) report() {
 		}
 		fmt.Fprintf(q.stdout, "%s; console %s\n", line, kept)
 	}
+}
+
+// keptConsole is one unit's console log, as keepConsoles copied it.
+type keptConsole struct {
+	unit emu.Unit
+	log  []byte // nil: unreadable
+	kept string // the copy's path, or why there is none
+}
+
+// keepConsoles copies each unit's console log to <unit>.console.log in the run's .hilt
+// folder, which outlives the bench's folder.
+func (q *qemuRun) keepConsoles() []keptConsole {
+	var out []keptConsole
+	for _, u := range q.bench.Units() {
+		c := keptConsole{unit: u}
+		b, err := os.ReadFile(u.ConsoleLog)
+		if err == nil {
+			c.log = b
+			c.kept = filepath.Join(q.out, u.Name+".console.log")
+			if err := os.WriteFile(c.kept, b, 0o600); err != nil {
+				c.kept = "(not kept: " + err.Error() + ")"
+			}
+		}
+		out = append(out, c)
+	}
+	return out
 }

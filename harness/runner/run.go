@@ -2,7 +2,6 @@ package runner
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,16 +44,19 @@ type Options struct {
 	// Invalid, when set, is what was wrong with the command line: the run writes a
 	// report saying so and exits 2.
 	Invalid error
-	// TeardownLimit bounds the wait for the bench to stop after the checks (default
-	// DefaultTeardownLimit); past it the reports are written regardless (stopWithin).
+	// TeardownLimit bounds the wait for the bench to stop after the checks; zero or less
+	// means DefaultTeardownLimit. Past it the reports are written regardless (stopWithin).
 	TeardownLimit time.Duration
 
-	// startUnits stands in for units in tests of this package.
-	startUnits func(context.Context, Options) (*profile.Profile, func(), error)
+	// Stand-ins for tests of this package; zero values mean the real thing.
+	startUnits    func(context.Context, Options) (*profile.Profile, func(), error) // units
+	cleanStale    func(context.Context, io.Writer)                                 // removeStale
+	progressDrain time.Duration                                                    // defaultProgressDrain
 }
 
-// progressDrain bounds the wait for a check process's last progress lines after it ended.
-const progressDrain = 5 * time.Second
+// defaultProgressDrain bounds the wait for a check process's last progress lines after it
+// ended.
+const defaultProgressDrain = 5 * time.Second
 
 // ErrBadInput is wrapped by errors in what the user asked for (exit code 2).
 var ErrBadInput = errors.New("bad input")
@@ -118,17 +120,30 @@ func runAll(ctx context.Context, o Options, run *reports.Run, secrets *[]string)
 			return err
 		}
 	}
-	removeStale(ctx, o.Stdout)
-	start := units
+	stacks := filepath.Join(o.Out, ".hilt", teardownStacks)
+	os.Remove(stacks) // an earlier run's
+	clean, start := removeStale, units
+	if o.cleanStale != nil {
+		clean = o.cleanStale
+	}
 	if o.startUnits != nil {
 		start = o.startUnits
 	}
-	p, stop, err := start(ctx, o)
+	clean(ctx, o.Stdout)
+	// The bench writes through a gate: a teardown left running past its limit must not
+	// write into the summary.
+	benchOut := &gate{w: o.Stdout}
+	bo := o
+	bo.Stdout = benchOut
+	p, stop, err := start(ctx, bo)
 	if stop != nil {
 		defer func() {
-			limit := cmp.Or(o.TeardownLimit, DefaultTeardownLimit)
-			stacks := filepath.Join(o.Out, ".hilt", "teardown-stacks.txt")
+			limit := o.TeardownLimit
+			if limit <= 0 {
+				limit = DefaultTeardownLimit
+			}
 			if terr := stopWithin(stop, limit, stacks); terr != nil {
+				benchOut.shut()
 				fmt.Fprintf(o.Stdout, "hilt: %v\n", terr)
 				run.Errors = append(run.Errors, terr.Error())
 			}
@@ -317,11 +332,18 @@ func runChild(ctx context.Context, o Options, p *profile.Profile, name, pins str
 	werr := cmd.Wait()
 	// The check process has ended; a program it started that still holds the progress
 	// pipe must not hold the run: its last lines are not worth waiting for.
+	drain := o.progressDrain
+	if drain <= 0 {
+		drain = defaultProgressDrain
+	}
 	select {
 	case <-done:
-	case <-time.After(progressDrain):
+		pr.Close()
+	case <-time.After(drain):
+		pr.Close() // ends the reader, which reports nothing after this
+		<-done
+		fmt.Fprintf(logf, "hilt run: the progress pipe was still held %v after the check process ended (by a program it started?): stopped reading it\n", drain)
 	}
-	pr.Close()
 	var dr reports.DeviceResult
 	if err := readJSON(result, &dr); err != nil {
 		return reports.DeviceResult{Name: name, Error: fmt.Sprintf("the check process ended without a result (%v): %v; its log: %s", werr, err, tail(logPath, 1500))}

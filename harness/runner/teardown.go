@@ -3,8 +3,10 @@ package runner
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime/pprof"
+	"sync"
 	"time"
 )
 
@@ -13,6 +15,10 @@ import (
 // when all is well. A bench that takes longer is stuck, and the reports must not wait for
 // it.
 const DefaultTeardownLimit = time.Minute
+
+// teardownStacks is the file in the run's .hilt folder that gets the stacks of a teardown
+// that did not end in time.
+const teardownStacks = "teardown-stacks.txt"
 
 // ErrTeardown is wrapped by the run error of a bench that did not stop in time.
 var ErrTeardown = errors.New("the bench did not stop")
@@ -36,7 +42,7 @@ func stopWithin(stop func(), limit time.Duration, stacks string) error {
 		return nil
 	case <-t.C:
 	}
-	where := ""
+	var where string
 	if err := writeStacks(stacks); err != nil {
 		where = fmt.Sprintf(" (its stacks could not be written: %v)", err)
 	} else {
@@ -57,4 +63,26 @@ func writeStacks(path string) error {
 		werr = cerr
 	}
 	return werr
+}
+
+// gate passes writes on to w until shut, and drops them after.
+type gate struct {
+	mu     sync.Mutex
+	w      io.Writer
+	closed bool
+}
+
+func (g *gate) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return len(p), nil
+	}
+	return g.w.Write(p)
+}
+
+func (g *gate) shut() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed = true
 }

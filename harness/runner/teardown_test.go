@@ -3,6 +3,8 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,8 +14,27 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hilt-project/hilt/harness/profile"
+	"github.com/hilt-project/hilt/reports"
 )
+
+// within runs f and fails the test if it has not returned after d: a bound that broke
+// fails here instead of hanging the package until go test's timeout.
+func within(t *testing.T, d time.Duration, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("still waiting after %v", d)
+	}
+}
 
 func TestStopWithin(t *testing.T) {
 	release := make(chan struct{})
@@ -29,7 +50,8 @@ func TestStopWithin(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			stacks := filepath.Join(t.TempDir(), "stacks.txt")
-			err := stopWithin(tt.stop, 200*time.Millisecond, stacks)
+			var err error
+			within(t, 10*time.Second, func() { err = stopWithin(tt.stop, 200*time.Millisecond, stacks) })
 			if got := err != nil; got != tt.wantErr {
 				t.Fatalf("stopWithin: %v, want an error: %v", err, tt.wantErr)
 			}
@@ -57,44 +79,97 @@ func TestStopWithin(t *testing.T) {
 func stuckTeardown(release <-chan struct{}) { <-release }
 
 // TestRunStuckTeardown: a bench that does not stop after the checks delays the run by the
-// teardown limit at most; the reports are written and say so, and the exit code is 2.
+// teardown limit at most; the reports are written and say so, the exit code is 2, and what
+// the bench writes after that is dropped.
 func TestRunStuckTeardown(t *testing.T) {
 	dir := t.TempDir()
+	hilt := filepath.Join(dir, ".hilt")
+	if err := os.MkdirAll(hilt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(hilt, teardownStacks), []byte("an earlier run's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	release := make(chan struct{})
-	defer close(release)
 	var stopped atomic.Bool
+	var out strings.Builder
+	var late atomic.Int32 // writes to the output after Run returned: the gate let them through
+	var returned atomic.Bool
 	o := Options{
-		Out:           dir,
-		Exe:           os.Args[0],
+		Out: dir,
+		Exe: os.Args[0],
+		Stdout: writerFunc(func(p []byte) (int, error) {
+			if returned.Load() {
+				late.Add(1)
+			}
+			return out.Write(p)
+		}),
 		TeardownLimit: 300 * time.Millisecond,
-		startUnits: func(context.Context, Options) (*profile.Profile, func(), error) {
-			return nil, func() { stopped.Store(true); stuckTeardown(release) }, errors.New("the units did not start")
+		cleanStale:    func(context.Context, io.Writer) {},
+		startUnits: func(_ context.Context, bo Options) (*profile.Profile, func(), error) {
+			return &profile.Profile{}, func() {
+				stopped.Store(true)
+				stuckTeardown(release)
+				fmt.Fprintln(bo.Stdout, "the bench stopped, late")
+			}, nil
 		},
 	}
-	begin := time.Now()
-	run, code := Run(t.Context(), o)
-	if d := time.Since(begin); d > 10*time.Second {
-		t.Errorf("Run took %v with a teardown limit of %v", d, o.TeardownLimit)
-	}
+	var run *reports.Run
+	var code int
+	within(t, 10*time.Second, func() { run, code = Run(t.Context(), o) })
+	returned.Store(true)
+	close(release)
 	if !stopped.Load() {
 		t.Error("the bench's stop was not called")
 	}
 	if code != 2 {
 		t.Errorf("exit code %d, want 2", code)
 	}
-	found := false
-	for _, e := range run.Errors {
-		found = found || strings.Contains(e, ErrTeardown.Error())
+	if len(run.Errors) != 1 || !strings.Contains(run.Errors[0], ErrTeardown.Error()) {
+		t.Errorf("run errors %q, want the one saying that the bench did not stop", run.Errors)
 	}
-	if !found {
-		t.Errorf("run errors %q do not say that the bench did not stop", run.Errors)
-	}
-	for _, f := range []string{"junit.xml", "compliance.md", filepath.Join(".hilt", "teardown-stacks.txt")} {
-		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+	for _, f := range []string{"junit.xml", "compliance.md"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
 			t.Errorf("not written: %v", err)
+		} else if !strings.Contains(string(b), ErrTeardown.Error()) {
+			t.Errorf("%s does not say that the bench did not stop", f)
 		}
 	}
+	if b, err := os.ReadFile(filepath.Join(hilt, teardownStacks)); err != nil || !strings.Contains(string(b), "stuckTeardown") {
+		t.Errorf("%s: %v; want this run's stacks, with the stuck teardown", teardownStacks, err)
+	}
+	time.Sleep(100 * time.Millisecond) // the abandoned stop ends now; its line must go nowhere
+	if n := late.Load(); n > 0 {
+		t.Errorf("%d writes to the run's output after the run ended", n)
+	}
 }
+
+// TestRunStaleStacksRemoved: a run whose bench stops in time leaves no stacks file, not
+// even an earlier run's.
+func TestRunStaleStacksRemoved(t *testing.T) {
+	dir := t.TempDir()
+	hilt := filepath.Join(dir, ".hilt")
+	if err := os.MkdirAll(hilt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stacks := filepath.Join(hilt, teardownStacks)
+	if err := os.WriteFile(stacks, []byte("an earlier run's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Out: dir, Exe: os.Args[0], cleanStale: func(context.Context, io.Writer) {},
+		startUnits: func(context.Context, Options) (*profile.Profile, func(), error) {
+			return &profile.Profile{}, func() {}, nil
+		}}
+	within(t, 10*time.Second, func() { Run(t.Context(), o) })
+	if _, err := os.Stat(stacks); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s: %v, want it removed", stacks, err)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // TestRunChildLingeringGrandchild: a program the check process started that outlives it,
 // holding the progress pipe, does not hold the run.
@@ -127,16 +202,43 @@ echo '{"name":"dev1"}' >"$result"
 		}
 	})
 	var lines atomic.Int32
-	begin := time.Now()
-	dr := runChild(t.Context(), Options{Out: dir, Exe: exe}, &profile.Profile{Path: "p.yaml"}, "dev1", "pins.json",
-		func(string) { lines.Add(1) })
-	if d := time.Since(begin); d > progressDrain+10*time.Second {
-		t.Errorf("runChild took %v: it waited for the lingering program", d)
-	}
+	o := Options{Out: dir, Exe: exe, progressDrain: 200 * time.Millisecond}
+	var dr reports.DeviceResult
+	within(t, 20*time.Second, func() {
+		dr = runChild(t.Context(), o, &profile.Profile{Path: "p.yaml"}, "dev1", "pins.json", func(string) { lines.Add(1) })
+	})
 	if dr.Name != "dev1" || dr.Error != "" {
 		t.Errorf("result %+v, want dev1's, without error", dr)
 	}
 	if lines.Load() != 1 {
 		t.Errorf("%d progress lines, want 1", lines.Load())
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, ".hilt", "dev1.log")); !strings.Contains(string(b), "progress pipe was still held") {
+		t.Errorf("the check's log does not say that the pipe was still held:\n%s", b)
+	}
+}
+
+// TestInheritedPipe: the progress pipe a check process inherits is marked close-on-exec,
+// and a descriptor that is not open gives no pipe.
+func TestInheritedPipe(t *testing.T) {
+	var p [2]int
+	if err := unix.Pipe(p[:]); err != nil { // no O_CLOEXEC: as a child inherits it
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	f := inheritedPipe(p[1], "progress")
+	if f == nil {
+		t.Fatal("no file for an open descriptor")
+	}
+	defer f.Close()
+	flags, err := unix.FcntlInt(f.Fd(), unix.F_GETFD, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flags&unix.FD_CLOEXEC == 0 {
+		t.Error("the inherited pipe is not close-on-exec: programs the checks start would hold it")
+	}
+	if f := inheritedPipe(p[1]+1000, "none"); f != nil {
+		t.Errorf("a file for a descriptor that is not open: %v", f.Name())
 	}
 }
