@@ -35,6 +35,11 @@ type synScanner struct {
 	v6    bool
 	pkt   [24]byte // TCP header with the MSS option
 	rdbuf [synSnap]byte
+	// A batch of answers for one recvmmsg (each truncated to synSnap by the filter).
+	rd    [synBatch][synSnap]byte
+	rdIov [synBatch]unix.Iovec
+	rdHdr [synBatch]unix.Mmsghdr
+	rdOut [][]byte
 	// A batch of SYNs for one sendmmsg: the segments, and the kernel's view of them.
 	batch    [synBatch][24]byte
 	batchIov [synBatch]unix.Iovec
@@ -257,6 +262,35 @@ func (s *synScanner) sendBatch(ports []int) (int, error) {
 	return sent, nil
 }
 
+// readBatch reads the answers queued, up to synBatch of them, with one recvmmsg; none
+// when the queue is empty. The slices it returns are valid until the next call.
+func (s *synScanner) readBatch() ([][]byte, error) {
+	for i := range s.rdIov {
+		s.rdIov[i] = unix.Iovec{Base: &s.rd[i][0]}
+		s.rdIov[i].SetLen(len(s.rd[i]))
+		s.rdHdr[i] = unix.Mmsghdr{}
+		s.rdHdr[i].Hdr.Iov = &s.rdIov[i]
+		s.rdHdr[i].Hdr.SetIovlen(1)
+	}
+	for {
+		r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.rdHdr[0])), synBatch, unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case 0:
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return nil, nil
+		default:
+			return nil, errno
+		}
+		got := s.rdOut[:0]
+		for i := range int(r) {
+			got = append(got, s.rd[i][:s.rdHdr[i].Len])
+		}
+		return got, nil
+	}
+}
+
 // fill writes the SYN to port into p (24 bytes).
 func (s *synScanner) fill(p []byte, port int) {
 	binary.BigEndian.PutUint16(p[0:], uint16(s.sport))
@@ -396,27 +430,26 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 		}
 		// Read every answer queued.
 		for {
-			m, err := unix.Read(s.fd, s.rdbuf[:])
-			if err == unix.EINTR {
-				continue
-			}
+			got, err := s.readBatch()
 			if err != nil {
-				if err == unix.EAGAIN {
-					break
-				}
 				return fmt.Errorf("read answers: %w", err)
 			}
-			a, ok := s.parseAnswer(s.rdbuf[:m])
-			if !ok {
-				continue
+			for _, b := range got {
+				a, ok := s.parseAnswer(b)
+				if !ok {
+					continue
+				}
+				i := int(byPort[a.port]) - 1
+				if i < 0 || status[i] != waiting {
+					continue // a port not asked about, or a duplicate
+				}
+				status[i], states[i] = done, a.state
+				pending--
+				answered++
 			}
-			i := int(byPort[a.port]) - 1
-			if i < 0 || status[i] != waiting {
-				continue // a port not asked about, or a duplicate
+			if len(got) < synBatch {
+				break // the queue is empty
 			}
-			status[i], states[i] = done, a.state
-			pending--
-			answered++
 		}
 		// Expire the SYNs unanswered for too long: send once more, then filtered.
 		now := time.Now()
