@@ -15,7 +15,7 @@
 //     that "could not reach" never reads as "nothing open". On Linux the connects are
 //     non-blocking and multiplexed on epoll. WithMethod forces one method; a full
 //     65535-port scan of a simulated device takes about 0.25 s as a SYN scan and about a
-//     second as a connect scan, with eight times the CPU (BENCHMARKS.md).
+//     second as a connect scan, with several times the CPU (BENCHMARKS.md).
 //   - ScanAttributed scans the device and a control address on the same host stack
 //     (another 127.x address, the harness's end of the device's link) and sets apart the
 //     ports that answer on both: those belong to the host, not the device. Its result
