@@ -10,101 +10,107 @@ import (
 )
 
 // takeoverGuard works around a race in mochi (v2.7.9) between a clean session that ends
-// and a new connection with the same client ID: the ending session's goroutine removes
-// its client ID from the server's client list after its disconnect hook, and when the new
-// connection has been added to that list in the meantime, that removal drops the new
-// client instead. The new client stays connected and can publish, but the broker no
-// longer delivers it anything: its subscriptions point to an ID with no client. A device
-// that reconnects at once (a changed broker setting, its link bounced) hits it when the
-// host is busy: with 16 simulated devices, one of them answered nothing over MQTT for
-// minutes while its telemetry kept coming.
+// and a new connection with the same client ID. After its disconnect hook, the ending
+// session's goroutine checks whether it was taken over and, if not, unsubscribes its
+// client ID and removes it from the server's client list. A new connection with that ID
+// takes the old session over (which cancels that removal) and adds itself to the list.
+// When the new connection's takeover comes after the check but its addition before the
+// removal, the removal drops the new client: it stays connected and can publish, but the
+// broker delivers it nothing, its subscriptions pointing to an ID with no client. A
+// device that reconnects at once (a changed broker setting, its link bounced) hits it
+// when the host is busy: with 16 simulated devices, one of them answered nothing over
+// MQTT for minutes while its telemetry kept coming.
 //
-// The guard holds a new session, before the broker reads its first packet, until the
-// previous session of its ID has gone through its disconnect and its removal from the
-// client list; it then puts the new client back in the list if that removal dropped it.
+// The guard orders the two, per client ID, so that the removal either happens before the
+// new connection looks for a session to take over, or not at all:
+//   - an ending session whose disconnect hook runs while a new connection of its ID is
+//     arriving (between OnSessionEstablish and OnSessionEstablished) waits, in that hook,
+//     until the new connection has taken it over: its check then finds it taken over;
+//   - a new connection that arrives after an ending session's hook found no one arriving
+//     (so that the session will remove its ID) waits, before it looks for a session to
+//     take over, until that removal is done.
+//
+// Each wait is bounded by takeoverWait.
 type takeoverGuard struct {
 	mqtt.HookBase
 	srv *mqtt.Server
 
 	mu       sync.Mutex
-	sessions map[*mqtt.Client]*session // connected, by client
-	latest   map[string]*session       // the latest session of each client ID, until shortly after it ends
+	arriving map[string]*arrival     // by client ID: a connection between its two session hooks
+	ending   map[string]*mqtt.Client // by client ID: a session that will remove its ID
 }
 
-// session is one connection's session, as the guard follows it.
-type session struct {
-	cl   *mqtt.Client
-	gone chan struct{} // closed when its disconnect hook ran
+// arrival is a new connection on its way to being established.
+type arrival struct {
+	cl          *mqtt.Client
+	established chan struct{} // closed in OnSessionEstablished
 }
 
-// takeoverWait bounds how long a new session waits for its predecessor's cleanup.
+// takeoverWait bounds each wait of the guard.
 const takeoverWait = 2 * time.Second
 
 func newTakeoverGuard(srv *mqtt.Server) *takeoverGuard {
-	return &takeoverGuard{srv: srv, sessions: map[*mqtt.Client]*session{}, latest: map[string]*session{}}
+	return &takeoverGuard{srv: srv, arriving: map[string]*arrival{}, ending: map[string]*mqtt.Client{}}
 }
 
 func (g *takeoverGuard) ID() string { return "hilt-takeover-guard" }
 
 func (g *takeoverGuard) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnSessionEstablished, mqtt.OnDisconnect}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect}, []byte{b})
 }
 
-// OnSessionEstablished runs after the client was added to the list and acknowledged,
-// before its packets are read.
+// OnSessionEstablish runs after the connection was authenticated, before mochi looks for a
+// session of its ID to take over.
+func (g *takeoverGuard) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	g.mu.Lock()
+	old := g.ending[cl.ID]
+	delete(g.ending, cl.ID)
+	g.arriving[cl.ID] = &arrival{cl: cl, established: make(chan struct{})}
+	g.mu.Unlock()
+	if old == nil || old == cl {
+		return
+	}
+	// The ending session removes its ID from the list without waiting for anything: look
+	// until it has.
+	deadline := time.Now().Add(takeoverWait)
+	for time.Now().Before(deadline) {
+		if cur, ok := g.srv.Clients.Get(cl.ID); !ok || cur != old {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// OnSessionEstablished runs once the connection took any session of its ID over and is in
+// the client list, before its packets are read.
 func (g *takeoverGuard) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	g.mu.Lock()
-	prev := g.latest[cl.ID]
-	s := &session{cl: cl, gone: make(chan struct{})}
-	g.sessions[cl], g.latest[cl.ID] = s, s
-	g.mu.Unlock()
-	if prev == nil || prev.cl == cl {
-		return
-	}
-	deadline := time.NewTimer(takeoverWait)
-	defer deadline.Stop()
-	select {
-	case <-prev.gone:
-	case <-deadline.C:
-		return
-	}
-	// Between its disconnect hook and its removal from the list the old session's
-	// goroutine does no waiting: look until it is done.
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for {
-		cur, ok := g.srv.Clients.Get(cl.ID)
-		switch {
-		case ok && cur == cl:
-			return // the removal came first, or did not happen (taken over)
-		case !ok:
-			g.srv.Clients.Add(cl) // the removal dropped the new client: put it back
-			return
-		}
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			return
-		}
+	defer g.mu.Unlock()
+	if a := g.arriving[cl.ID]; a != nil && a.cl == cl {
+		close(a.established)
+		delete(g.arriving, cl.ID)
 	}
 }
 
-// OnDisconnect marks the session gone, and forgets it once no successor can need it.
-func (g *takeoverGuard) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+// OnDisconnect runs in the ending session's goroutine before mochi checks whether the
+// session was taken over.
+func (g *takeoverGuard) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	s := g.sessions[cl]
-	if s == nil {
+	a := g.arriving[cl.ID]
+	if a != nil && a.cl == cl {
+		a = nil // its own arrival, cut short
+	}
+	if a == nil && expire && !cl.IsTakenOver() {
+		g.ending[cl.ID] = cl // no one is taking it over: it will remove its ID
+	}
+	g.mu.Unlock()
+	if a == nil {
 		return
 	}
-	close(s.gone)
-	delete(g.sessions, cl)
-	id := cl.ID
-	time.AfterFunc(takeoverWait, func() {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		if g.latest[id] == s {
-			delete(g.latest, id)
-		}
-	})
+	t := time.NewTimer(takeoverWait)
+	defer t.Stop()
+	select {
+	case <-a.established:
+	case <-t.C:
+	}
 }
