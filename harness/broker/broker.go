@@ -124,9 +124,10 @@ func (e *ConnectError) Unwrap() error { return e.Err }
 
 // Broker is the embedded MQTT broker.
 type Broker struct {
-	server *mqtt.Server // replaced by Resume: under restart
-	tlsLn  net.Listener // replaced by Resume: under restart
-	plain  net.Listener // replaced by Resume: under restart
+	server *mqtt.Server   // replaced by Resume: under restart
+	guard  *takeoverGuard // server's; replaced with it
+	tlsLn  net.Listener   // replaced by Resume: under restart
+	plain  net.Listener   // replaced by Resume: under restart
 	// The listeners' addresses, set by Start and kept by Resume: read without a lock.
 	tlsAddr, plainAddr *net.TCPAddr
 	prefix             string
@@ -185,7 +186,7 @@ func Start(ctx context.Context, opts Options) (*Broker, error) {
 	}
 
 	var serr error
-	if b.server, serr = b.newServer(opts.Log); serr != nil {
+	if b.server, b.guard, serr = b.newServer(opts.Log); serr != nil {
 		return nil, serr
 	}
 
@@ -225,8 +226,8 @@ func Start(ctx context.Context, opts Options) (*Broker, error) {
 }
 
 // newServer makes a mochi server with the broker's hooks (accounts and ACL, the takeover
-// guard), logging errors to logw: Start's, and Resume's after a restart.
-func (b *Broker) newServer(logw io.Writer) (*mqtt.Server, error) {
+// guard, returned too), logging errors to logw: Start's, and Resume's after a restart.
+func (b *Broker) newServer(logw io.Writer) (*mqtt.Server, *takeoverGuard, error) {
 	if logw == nil {
 		logw = io.Discard
 	}
@@ -235,12 +236,13 @@ func (b *Broker) newServer(logw io.Writer) (*mqtt.Server, error) {
 		InlineClient: false,
 	})
 	if err := server.AddHook(&hook{b: b}, nil); err != nil {
-		return nil, fmt.Errorf("broker: add auth hook: %w", err)
+		return nil, nil, fmt.Errorf("broker: add auth hook: %w", err)
 	}
-	if err := server.AddHook(newTakeoverGuard(server), nil); err != nil {
-		return nil, fmt.Errorf("broker: add takeover guard: %w", err)
+	guard := newTakeoverGuard(server)
+	if err := server.AddHook(guard, nil); err != nil {
+		return nil, nil, fmt.Errorf("broker: add takeover guard: %w", err)
 	}
-	return server, nil
+	return server, guard, nil
 }
 
 // TLSAddr returns the TLS listener's address.
@@ -356,6 +358,7 @@ func (b *Broker) Close() error {
 	if stopped {
 		return nil
 	}
+	b.guard.close()
 	return b.server.Close()
 }
 

@@ -27,6 +27,7 @@ func (b *Broker) Stop() error {
 	b.stopped = true
 	b.mu.Unlock()
 	// Not under mu: disconnecting clients may run the hooks, which take it.
+	b.guard.close()
 	return b.server.Close()
 }
 
@@ -57,7 +58,7 @@ func (b *Broker) Resume(ctx context.Context) error {
 		return fmt.Errorf("broker: resume: TLS listener on %s: %w", old.Addr(), err)
 	}
 	tlsLn := &tlsListener{Listener: raw, cfg: old.cfg, fail: old.fail}
-	server, err := b.newServer(b.log)
+	server, guard, err := b.newServer(b.log)
 	if err != nil {
 		raw.Close()
 		plain.Close()
@@ -74,7 +75,7 @@ func (b *Broker) Resume(ctx context.Context) error {
 		server.Close()
 		return fmt.Errorf("broker: resume: serve: %w", err)
 	}
-	b.server, b.tlsLn, b.plain = server, tlsLn, plain
+	b.server, b.guard, b.tlsLn, b.plain = server, guard, tlsLn, plain
 	b.mu.Lock()
 	b.stopped = false
 	b.mu.Unlock()

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"errors"
 	"sync"
 	"time"
 
@@ -21,23 +22,27 @@ import (
 // when the host is busy: with 16 simulated devices, one of them answered nothing over
 // MQTT for minutes while its telemetry kept coming.
 //
-// The guard orders the two, per client ID, so that the removal either happens before the
-// new connection looks for a session to take over, or not at all:
+// The guard orders the two, per client ID, so that the removal either happens before any
+// new connection of the ID looks for a session to take over, or not at all:
 //   - an ending session whose disconnect hook runs while a new connection of its ID is
 //     arriving (between OnSessionEstablish and OnSessionEstablished) waits, in that hook,
 //     until the new connection has taken it over: its check then finds it taken over;
-//   - a new connection that arrives after an ending session's hook found no one arriving
-//     (so that the session will remove its ID) waits, before it looks for a session to
-//     take over, until that removal is done.
+//   - otherwise the session will remove its ID: every connection of that ID that arrives
+//     before the removal is done waits for it, before it looks for a session to take over.
 //
-// Each wait is bounded by takeoverWait.
+// The removal waits for nothing, so the second wait ends in microseconds, or as long as a
+// busy host keeps that goroutine from running; it is bounded by removalWait and by close.
+// Sessions that do not expire (persistent MQTT 3 sessions, MQTT 5 ones with an expiry
+// interval) are never removed this way and are left alone.
 type takeoverGuard struct {
 	mqtt.HookBase
 	srv *mqtt.Server
 
 	mu       sync.Mutex
-	arriving map[string]*arrival     // by client ID: a connection between its two session hooks
-	ending   map[string]*mqtt.Client // by client ID: a session that will remove its ID
+	arriving map[string]*arrival // by client ID: a connection between its two session hooks
+	leaving  map[string]*leaving // by client ID: a session that will remove its ID, until it has
+	closing  chan struct{}       // closed by close
+	once     sync.Once
 }
 
 // arrival is a new connection on its way to being established.
@@ -46,11 +51,25 @@ type arrival struct {
 	established chan struct{} // closed in OnSessionEstablished
 }
 
-// takeoverWait bounds each wait of the guard.
-const takeoverWait = 2 * time.Second
+// leaving is an ending session that will remove its client ID from the list.
+type leaving struct {
+	cl      *mqtt.Client
+	removed chan struct{} // closed once it has (or removalWait passed)
+}
+
+const (
+	// takeoverWait bounds an ending session's wait for the connection taking it over.
+	takeoverWait = 2 * time.Second
+	// removalWait bounds a new connection's wait for the removal of its ID.
+	removalWait = 30 * time.Second
+)
+
+// errClosing ends a connection that arrived while the broker closes.
+var errClosing = errors.New("the broker is closing")
 
 func newTakeoverGuard(srv *mqtt.Server) *takeoverGuard {
-	return &takeoverGuard{srv: srv, arriving: map[string]*arrival{}, ending: map[string]*mqtt.Client{}}
+	return &takeoverGuard{srv: srv, arriving: map[string]*arrival{}, leaving: map[string]*leaving{},
+		closing: make(chan struct{})}
 }
 
 func (g *takeoverGuard) ID() string { return "hilt-takeover-guard" }
@@ -59,25 +78,30 @@ func (g *takeoverGuard) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect}, []byte{b})
 }
 
+// close ends every wait: the broker calls it before it closes the server, whose Close
+// waits for every connection, the waiting ones included (mochi disconnects only the clients
+// in its list).
+func (g *takeoverGuard) close() { g.once.Do(func() { close(g.closing) }) }
+
 // OnSessionEstablish runs after the connection was authenticated, before mochi looks for a
 // session of its ID to take over.
 func (g *takeoverGuard) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	g.mu.Lock()
-	old := g.ending[cl.ID]
-	delete(g.ending, cl.ID)
+	l := g.leaving[cl.ID]
 	g.arriving[cl.ID] = &arrival{cl: cl, established: make(chan struct{})}
 	g.mu.Unlock()
-	if old == nil || old == cl {
+	if l == nil {
 		return
 	}
-	// The ending session removes its ID from the list without waiting for anything: look
-	// until it has.
-	deadline := time.Now().Add(takeoverWait)
-	for time.Now().Before(deadline) {
-		if cur, ok := g.srv.Clients.Get(cl.ID); !ok || cur != old {
-			return
-		}
-		time.Sleep(time.Millisecond)
+	t := time.NewTimer(removalWait)
+	defer t.Stop()
+	select {
+	case <-l.removed:
+	case <-t.C:
+		g.srv.Log.Error("takeover guard: the previous session of this client ID was not removed in time; its removal may drop this connection",
+			"client", cl.ID, "waited", removalWait)
+	case <-g.closing:
+		cl.Stop(errClosing)
 	}
 }
 
@@ -95,16 +119,20 @@ func (g *takeoverGuard) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) 
 // OnDisconnect runs in the ending session's goroutine before mochi checks whether the
 // session was taken over.
 func (g *takeoverGuard) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	if !expire || cl.IsTakenOver() {
+		return // mochi will not remove its ID
+	}
 	g.mu.Lock()
 	a := g.arriving[cl.ID]
-	if a != nil && a.cl == cl {
-		a = nil // its own arrival, cut short
-	}
-	if a == nil && expire && !cl.IsTakenOver() {
-		g.ending[cl.ID] = cl // no one is taking it over: it will remove its ID
+	var l *leaving
+	if a == nil {
+		// No one is taking it over, and whoever arrives now waits: it will remove its ID.
+		l = &leaving{cl: cl, removed: make(chan struct{})}
+		g.leaving[cl.ID] = l
 	}
 	g.mu.Unlock()
-	if a == nil {
+	if l != nil {
+		go g.watchRemoval(l)
 		return
 	}
 	t := time.NewTimer(takeoverWait)
@@ -112,5 +140,35 @@ func (g *takeoverGuard) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	select {
 	case <-a.established:
 	case <-t.C:
+	case <-g.closing:
+	}
+}
+
+// watchRemoval closes l.removed once l's session is out of the client list, and forgets l.
+func (g *takeoverGuard) watchRemoval(l *leaving) {
+	defer func() {
+		g.mu.Lock()
+		if g.leaving[l.cl.ID] == l {
+			delete(g.leaving, l.cl.ID)
+		}
+		g.mu.Unlock()
+		close(l.removed)
+	}()
+	deadline := time.NewTimer(removalWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		// Nothing else can put another client under the ID meanwhile: arrivals wait.
+		if cur, ok := g.srv.Clients.Get(l.cl.ID); !ok || cur != l.cl {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			return
+		case <-g.closing:
+			return
+		}
 	}
 }

@@ -3,11 +3,16 @@ package broker
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/hilt-project/hilt/harness/pki"
 )
 
 // TestReconnectKeepsDelivery: a device that drops its connection and connects again at
@@ -42,7 +47,9 @@ func TestReconnectKeepsDelivery(t *testing.T) {
 
 // slowUnsubscribe makes an ending session of one client ID slow between mochi's
 // taken-over check and its removal from the client list (UnsubscribeClient runs this hook
-// in between), as a host busy enough to deschedule that goroutine does.
+// in between), as a host busy enough to deschedule that goroutine does. Only the call that
+// unsubscribes filters sleeps: the ending session's own; a takeover's call for the same
+// session, which comes second, finds none left.
 type slowUnsubscribe struct {
 	mqtt.HookBase
 	id    string
@@ -53,8 +60,8 @@ func (h *slowUnsubscribe) ID() string { return "test-slow-unsubscribe" }
 
 func (h *slowUnsubscribe) Provides(b byte) bool { return b == mqtt.OnUnsubscribed }
 
-func (h *slowUnsubscribe) OnUnsubscribed(cl *mqtt.Client, _ packets.Packet) {
-	if cl.ID == h.id {
+func (h *slowUnsubscribe) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	if cl.ID == h.id && len(pk.Filters) > 0 {
 		time.Sleep(h.delay)
 	}
 }
@@ -63,13 +70,8 @@ func (h *slowUnsubscribe) OnUnsubscribed(cl *mqtt.Client, _ packets.Packet) {
 // mochi's taken-over check and its removal from the client list. The new session must
 // still be delivered what is published to it after that removal.
 func TestReconnectDuringRemoval(t *testing.T) {
-	b, ca := startTestBroker(t)
 	const delay = 300 * time.Millisecond
-	if err := b.server.AddHook(&slowUnsubscribe{id: "rd-slow", delay: delay}, nil); err != nil {
-		t.Fatal(err)
-	}
-	url := fmt.Sprintf("mqtts://127.0.0.1:%d", b.TLSAddr().Port)
-	harness := mustDial(t, url, ca, HarnessUsername, "harness-pass-0123456789", "hilt-harness-slow")
+	_, ca, url, harness := slowRemoval(t, "rd-slow", delay)
 	const topic = "hilt/rd-slow/cmd"
 	for i := range 2 {
 		dev := mustDial(t, url, ca, "dev1", "dev1-pass-0123456789", "rd-slow")
@@ -86,5 +88,81 @@ func TestReconnectDuringRemoval(t *testing.T) {
 		publish(t, harness, topic, want)
 		got.waitFor(t, topic+" "+want)
 		dev.Disconnect(0) // the next connection follows at once, during the slow removal
+	}
+}
+
+// slowRemoval starts a broker whose sessions of client ID id take delay to be removed,
+// and a harness client of it; it returns the broker's TLS URL too.
+func slowRemoval(t *testing.T, id string, delay time.Duration) (*Broker, *pki.CA, string, paho.Client) {
+	t.Helper()
+	b, ca := startTestBroker(t)
+	if err := b.server.AddHook(&slowUnsubscribe{id: id, delay: delay}, nil); err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("mqtts://127.0.0.1:%d", b.TLSAddr().Port)
+	return b, ca, url, mustDial(t, url, ca, HarnessUsername, "harness-pass-0123456789", "hilt-harness-"+id)
+}
+
+// endSubscribed connects as client ID id, subscribes to topic and disconnects at once:
+// a session whose removal the slowUnsubscribe hook then slows.
+func endSubscribed(t *testing.T, url string, ca *pki.CA, id, topic string) {
+	t.Helper()
+	dev := mustDial(t, url, ca, "dev1", "dev1-pass-0123456789", id)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := Subscribe(ctx, dev, topic, func(paho.Client, paho.Message) {}); err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	dev.Disconnect(0)
+}
+
+// TestTwoArrivalsDuringRemoval: two connections of one client ID arrive at once while its
+// previous session is being removed; the broker must list the ID's client afterwards.
+func TestTwoArrivalsDuringRemoval(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	b, ca, url, _ := slowRemoval(t, "rd-twice", delay)
+	endSubscribed(t, url, ca, "rd-twice", "hilt/rd-twice/cmd")
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			if c, err := dial(t, url, ca, "dev1", "dev1-pass-0123456789", "rd-twice"); err == nil {
+				t.Cleanup(func() { c.Disconnect(0) })
+			}
+		})
+	}
+	wg.Wait()
+	time.Sleep(2 * delay) // past the removal, however late it comes
+	if _, ok := b.server.Clients.Get("rd-twice"); !ok {
+		t.Error("the broker lists no client rd-twice: the removal of its old session dropped the new one")
+	}
+}
+
+// TestStopWhileArrivalWaits: a broker stopped while a connection waits for its ID's
+// previous session to be removed stops at once; mochi's Close, which waits for every
+// connection, would otherwise wait for that one for good once it got through.
+func TestStopWhileArrivalWaits(t *testing.T) {
+	const delay = 1500 * time.Millisecond
+	b, ca, url, _ := slowRemoval(t, "rd-stop", delay)
+	endSubscribed(t, url, ca, "rd-stop", "hilt/rd-stop/cmd")
+	connected := make(chan paho.Client, 1)
+	go func() {
+		c, _ := dial(t, url, ca, "dev1", "dev1-pass-0123456789", "rd-stop")
+		connected <- c // it stays connected, as a device would
+	}()
+	t.Cleanup(func() {
+		if c := <-connected; c != nil {
+			c.Disconnect(0)
+		}
+	})
+	time.Sleep(100 * time.Millisecond) // the new connection waits in the guard
+	stopped := make(chan error, 1)
+	go func() { stopped <- b.Stop() }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	case <-time.After(delay + 10*time.Second):
+		t.Fatal("Stop did not return: it waits for the connection the guard held")
 	}
 }
