@@ -226,12 +226,31 @@ func (s *synScanner) seq(port int) uint32 { return s.key ^ (uint32(port) * 0x9E3
 func (s *synScanner) send(port int) error {
 	p := s.pkt[:]
 	s.fill(p, port)
+	icmp := false
 	for {
 		_, err := unix.Write(s.fd, p)
-		if err != unix.EINTR {
+		switch {
+		case err == unix.EINTR:
+		case icmpReported(err) && !icmp:
+			icmp = true // reported and cleared: send again, once
+		default:
 			return err
 		}
 	}
+}
+
+// icmpReported reports whether err can be an ICMP error (port, host or network
+// unreachable, administratively prohibited) that the kernel reported on the connected
+// socket, and cleared by returning it from the call that got it. The port it names is then
+// simply unanswered (filtered): the error says nothing about the scan. A send that gets one
+// twice in a row is failing on its own (a local route), and fails the scan.
+func icmpReported(err error) bool {
+	switch err {
+	case unix.ECONNREFUSED, unix.EHOSTUNREACH, unix.ENETUNREACH, unix.EHOSTDOWN, unix.ENONET,
+		unix.ENOPROTOOPT, unix.EACCES, unix.EPROTO:
+		return true
+	}
+	return false
 }
 
 // sendBatch sends one SYN to each of the first synBatch ports (at most) with as few system
@@ -248,16 +267,20 @@ func (s *synScanner) sendBatch(ports []int) (int, error) {
 		s.batchHdr[i].Hdr.Iov = &s.batchIov[i]
 		s.batchHdr[i].Hdr.SetIovlen(1)
 	}
-	sent := 0
+	sent, icmp := 0, false
 	for sent < n {
 		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.batchHdr[sent])), uintptr(n-sent), 0, 0, 0)
 		switch {
 		case errno == unix.EINTR:
 			continue
+		case icmpReported(errno) && !icmp:
+			icmp = true // reported and cleared: send again, once
+			continue
 		case errno != 0:
 			return sent, errno
 		}
 		sent += int(r)
+		icmp = false
 	}
 	return sent, nil
 }
@@ -274,11 +297,11 @@ func (s *synScanner) readBatch() ([][]byte, error) {
 	}
 	for {
 		r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.rdHdr[0])), synBatch, unix.MSG_DONTWAIT, 0, 0)
-		switch errno {
-		case 0:
-		case unix.EINTR:
+		switch {
+		case errno == 0:
+		case errno == unix.EINTR, icmpReported(errno): // an ICMP error, now cleared: read on
 			continue
-		case unix.EAGAIN:
+		case errno == unix.EAGAIN:
 			return nil, nil
 		default:
 			return nil, errno
@@ -287,6 +310,7 @@ func (s *synScanner) readBatch() ([][]byte, error) {
 		for i := range int(r) {
 			got = append(got, s.rd[i][:s.rdHdr[i].Len])
 		}
+		s.rdOut = got
 		return got, nil
 	}
 }
