@@ -78,14 +78,30 @@ func (g *takeoverGuard) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect}, []byte{b})
 }
 
-// close ends every wait: the broker calls it before it closes the server, whose Close
-// waits for every connection, the waiting ones included (mochi disconnects only the clients
-// in its list).
+// close ends every wait and every connection established from now on: the broker calls
+// it before it closes the server, whose Close waits for every connection but disconnects
+// only the clients in its list, not one that is still being established (waiting here, or
+// anywhere between its CONNECT and its addition to the list). Such a connection would keep
+// Close waiting for as long as its client stays.
 func (g *takeoverGuard) close() { g.once.Do(func() { close(g.closing) }) }
+
+// stopIfClosing ends cl if the broker is closing.
+func (g *takeoverGuard) stopIfClosing(cl *mqtt.Client) bool {
+	select {
+	case <-g.closing:
+		cl.Stop(errClosing)
+		return true
+	default:
+		return false
+	}
+}
 
 // OnSessionEstablish runs after the connection was authenticated, before mochi looks for a
 // session of its ID to take over.
 func (g *takeoverGuard) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	if g.stopIfClosing(cl) {
+		return
+	}
 	g.mu.Lock()
 	l := g.leaving[cl.ID]
 	g.arriving[cl.ID] = &arrival{cl: cl, established: make(chan struct{})}
@@ -109,11 +125,12 @@ func (g *takeoverGuard) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 // the client list, before its packets are read.
 func (g *takeoverGuard) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	if a := g.arriving[cl.ID]; a != nil && a.cl == cl {
 		close(a.established)
 		delete(g.arriving, cl.ID)
 	}
+	g.mu.Unlock()
+	g.stopIfClosing(cl)
 }
 
 // OnDisconnect runs in the ending session's goroutine before mochi checks whether the

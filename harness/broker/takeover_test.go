@@ -50,15 +50,29 @@ func TestReconnectKeepsDelivery(t *testing.T) {
 // in between), as a host busy enough to deschedule that goroutine does. Only the call that
 // unsubscribes filters sleeps: the ending session's own; a takeover's call for the same
 // session, which comes second, finds none left.
+// It also says when a session of the ID has ended: its disconnect hook, which runs after
+// the guard's (hooks run in the order added), has run.
 type slowUnsubscribe struct {
 	mqtt.HookBase
 	id    string
 	delay time.Duration
+	ended chan struct{}
 }
 
 func (h *slowUnsubscribe) ID() string { return "test-slow-unsubscribe" }
 
-func (h *slowUnsubscribe) Provides(b byte) bool { return b == mqtt.OnUnsubscribed }
+func (h *slowUnsubscribe) Provides(b byte) bool {
+	return b == mqtt.OnUnsubscribed || b == mqtt.OnDisconnect
+}
+
+func (h *slowUnsubscribe) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	if cl.ID == h.id {
+		select {
+		case h.ended <- struct{}{}:
+		default:
+		}
+	}
+}
 
 func (h *slowUnsubscribe) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 	if cl.ID == h.id && len(pk.Filters) > 0 {
@@ -71,7 +85,7 @@ func (h *slowUnsubscribe) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 // still be delivered what is published to it after that removal.
 func TestReconnectDuringRemoval(t *testing.T) {
 	const delay = 300 * time.Millisecond
-	_, ca, url, harness := slowRemoval(t, "rd-slow", delay)
+	_, ca, url, harness, h := slowRemoval(t, "rd-slow", delay)
 	const topic = "hilt/rd-slow/cmd"
 	for i := range 2 {
 		dev := mustDial(t, url, ca, "dev1", "dev1-pass-0123456789", "rd-slow")
@@ -87,20 +101,23 @@ func TestReconnectDuringRemoval(t *testing.T) {
 		want := fmt.Sprintf("ping %d", i)
 		publish(t, harness, topic, want)
 		got.waitFor(t, topic+" "+want)
-		dev.Disconnect(0) // the next connection follows at once, during the slow removal
+		dev.Disconnect(0)
+		waitEnded(t, h) // the next connection follows during the slow removal
 	}
 }
 
 // slowRemoval starts a broker whose sessions of client ID id take delay to be removed,
-// and a harness client of it; it returns the broker's TLS URL too.
-func slowRemoval(t *testing.T, id string, delay time.Duration) (*Broker, *pki.CA, string, paho.Client) {
+// and a harness client of it; it returns the broker's TLS URL, and the hook, whose ended
+// tells when a session of id ended.
+func slowRemoval(t *testing.T, id string, delay time.Duration) (*Broker, *pki.CA, string, paho.Client, *slowUnsubscribe) {
 	t.Helper()
 	b, ca := startTestBroker(t)
-	if err := b.server.AddHook(&slowUnsubscribe{id: id, delay: delay}, nil); err != nil {
+	h := &slowUnsubscribe{id: id, delay: delay, ended: make(chan struct{}, 1)}
+	if err := b.server.AddHook(h, nil); err != nil {
 		t.Fatal(err)
 	}
 	url := fmt.Sprintf("mqtts://127.0.0.1:%d", b.TLSAddr().Port)
-	return b, ca, url, mustDial(t, url, ca, HarnessUsername, "harness-pass-0123456789", "hilt-harness-"+id)
+	return b, ca, url, mustDial(t, url, ca, HarnessUsername, "harness-pass-0123456789", "hilt-harness-"+id), h
 }
 
 // endSubscribed connects as client ID id, subscribes to topic and disconnects at once:
@@ -116,12 +133,24 @@ func endSubscribed(t *testing.T, url string, ca *pki.CA, id, topic string) {
 	dev.Disconnect(0)
 }
 
+// waitEnded waits until the broker has seen a session of h's client ID end (its removal
+// is then under way, slowed): the next connection of the ID comes during it.
+func waitEnded(t *testing.T, h *slowUnsubscribe) {
+	t.Helper()
+	select {
+	case <-h.ended:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the broker did not see the session of %s end", h.id)
+	}
+}
+
 // TestTwoArrivalsDuringRemoval: two connections of one client ID arrive at once while its
 // previous session is being removed; the broker must list the ID's client afterwards.
 func TestTwoArrivalsDuringRemoval(t *testing.T) {
 	const delay = 300 * time.Millisecond
-	b, ca, url, _ := slowRemoval(t, "rd-twice", delay)
+	b, ca, url, _, h := slowRemoval(t, "rd-twice", delay)
 	endSubscribed(t, url, ca, "rd-twice", "hilt/rd-twice/cmd")
+	waitEnded(t, h)
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Go(func() {
@@ -142,8 +171,9 @@ func TestTwoArrivalsDuringRemoval(t *testing.T) {
 // connection, would otherwise wait for that one for good once it got through.
 func TestStopWhileArrivalWaits(t *testing.T) {
 	const delay = 1500 * time.Millisecond
-	b, ca, url, _ := slowRemoval(t, "rd-stop", delay)
+	b, ca, url, _, h := slowRemoval(t, "rd-stop", delay)
 	endSubscribed(t, url, ca, "rd-stop", "hilt/rd-stop/cmd")
+	waitEnded(t, h)
 	connected := make(chan paho.Client, 1)
 	go func() {
 		c, _ := dial(t, url, ca, "dev1", "dev1-pass-0123456789", "rd-stop")
