@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,29 +21,22 @@ const synSnap = 60 + 14
 // synBatch is how many SYNs go out between two looks at the answers.
 const synBatch = 128
 
-// synScanner is one SYN scan of one address: a raw socket (IPPROTO_TCP), connected to the
-// address, that sends SYNs from one source port and, through a socket filter, receives
-// only the packets to that port.
+// synScanner is one SYN scan of one address: a raw socket (IPPROTO_TCP) that sends SYNs
+// from one source port and, through a socket filter, receives only the packets to that
+// port (for IPv4 only the target's; for IPv6, whose raw sockets deliver no IP header, the
+// source is checked on each answer).
 type synScanner struct {
-	fd    int
-	wake  int // eventfd: ctx ended
-	src   netip.Addr
-	dst   netip.Addr
-	sport int
-	key   uint32
-	v6    bool
-	pkt   [24]byte // TCP header with the MSS option
-	rdbuf [synSnap]byte
-	// A batch of answers for one recvmmsg (each truncated to synSnap by the filter).
-	rd    [synBatch][synSnap]byte
-	rdIov [synBatch]unix.Iovec
-	rdHdr [synBatch]unix.Mmsghdr
-	rdOut [][]byte
-	// A batch of SYNs for one sendmmsg: the segments, and the kernel's view of them.
-	batch    [synBatch][24]byte
-	batchIov [synBatch]unix.Iovec
-	batchHdr [synBatch]unix.Mmsghdr
-	closer   []int
+	fd     int
+	wake   int // eventfd: ctx ended
+	src    netip.Addr
+	dst    netip.Addr
+	sport  int
+	key    uint32
+	dstSA  unix.Sockaddr
+	v6     bool
+	pkt    [24]byte // TCP header with the MSS option
+	rdbuf  [synSnap]byte
+	closer []int
 }
 
 // openSYN opens the sockets of a SYN scan of ip. It fails with errSYNUnavailable (wrapped)
@@ -56,6 +48,7 @@ func openSYN(ip netip.Addr) (*synScanner, error) {
 	if s.v6 {
 		family = unix.AF_INET6
 	}
+	s.dstSA = sockaddr(ip, 0)
 	ok := false
 	defer func() {
 		if !ok {
@@ -106,13 +99,6 @@ func openSYN(ip netip.Addr) (*synScanner, error) {
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_CHECKSUM, 16); err != nil {
 			return nil, fmt.Errorf("raw socket checksum: %w", err)
 		}
-	}
-	// Connected to the target: sends need no address, and the kernel delivers only the
-	// target's packets (for IPv6, whose raw sockets give no IP header, the filter below
-	// cannot check the source). Reads then need no source address either: Recvfrom's
-	// costs a getsockopt per packet in x/sys/unix.
-	if err := unix.Connect(fd, sockaddr(ip, 0)); err != nil {
-		return nil, fmt.Errorf("connect raw socket to %s: %w", ip, err)
 	}
 	var prog []unix.SockFilter
 	if s.v6 {
@@ -225,98 +211,6 @@ func (s *synScanner) seq(port int) uint32 { return s.key ^ (uint32(port) * 0x9E3
 // send sends one SYN to port.
 func (s *synScanner) send(port int) error {
 	p := s.pkt[:]
-	s.fill(p, port)
-	icmp := false
-	for {
-		_, err := unix.Write(s.fd, p)
-		switch {
-		case err == unix.EINTR:
-		case icmpReported(err) && !icmp:
-			icmp = true // reported and cleared: send again, once
-		default:
-			return err
-		}
-	}
-}
-
-// icmpReported reports whether err can be an ICMP error (port, host or network
-// unreachable, administratively prohibited) that the kernel reported on the connected
-// socket, and cleared by returning it from the call that got it. The port it names is then
-// simply unanswered (filtered): the error says nothing about the scan. A send that gets one
-// twice in a row is failing on its own (a local route), and fails the scan.
-func icmpReported(err error) bool {
-	switch err {
-	case unix.ECONNREFUSED, unix.EHOSTUNREACH, unix.ENETUNREACH, unix.EHOSTDOWN, unix.ENONET,
-		unix.ENOPROTOOPT, unix.EACCES, unix.EPROTO:
-		return true
-	}
-	return false
-}
-
-// sendBatch sends one SYN to each of the first synBatch ports (at most) with as few system
-// calls as the kernel allows (sendmmsg): a scan's cost is mostly per packet, and the
-// system call's entry is part of it. It returns how many were sent, in order, and the
-// error that stopped it.
-func (s *synScanner) sendBatch(ports []int) (int, error) {
-	n := min(len(ports), synBatch)
-	for i := range n {
-		s.fill(s.batch[i][:], ports[i])
-		s.batchIov[i] = unix.Iovec{Base: &s.batch[i][0]}
-		s.batchIov[i].SetLen(len(s.batch[i]))
-		s.batchHdr[i] = unix.Mmsghdr{}
-		s.batchHdr[i].Hdr.Iov = &s.batchIov[i]
-		s.batchHdr[i].Hdr.SetIovlen(1)
-	}
-	sent, icmp := 0, false
-	for sent < n {
-		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.batchHdr[sent])), uintptr(n-sent), 0, 0, 0)
-		switch {
-		case errno == unix.EINTR:
-			continue
-		case icmpReported(errno) && !icmp:
-			icmp = true // reported and cleared: send again, once
-			continue
-		case errno != 0:
-			return sent, errno
-		}
-		sent += int(r)
-		icmp = false
-	}
-	return sent, nil
-}
-
-// readBatch reads the answers queued, up to synBatch of them, with one recvmmsg; none
-// when the queue is empty. The slices it returns are valid until the next call.
-func (s *synScanner) readBatch() ([][]byte, error) {
-	for i := range s.rdIov {
-		s.rdIov[i] = unix.Iovec{Base: &s.rd[i][0]}
-		s.rdIov[i].SetLen(len(s.rd[i]))
-		s.rdHdr[i] = unix.Mmsghdr{}
-		s.rdHdr[i].Hdr.Iov = &s.rdIov[i]
-		s.rdHdr[i].Hdr.SetIovlen(1)
-	}
-	for {
-		r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.rdHdr[0])), synBatch, unix.MSG_DONTWAIT, 0, 0)
-		switch {
-		case errno == 0:
-		case errno == unix.EINTR, icmpReported(errno): // an ICMP error, now cleared: read on
-			continue
-		case errno == unix.EAGAIN:
-			return nil, nil
-		default:
-			return nil, errno
-		}
-		got := s.rdOut[:0]
-		for i := range int(r) {
-			got = append(got, s.rd[i][:s.rdHdr[i].Len])
-		}
-		s.rdOut = got
-		return got, nil
-	}
-}
-
-// fill writes the SYN to port into p (24 bytes).
-func (s *synScanner) fill(p []byte, port int) {
 	binary.BigEndian.PutUint16(p[0:], uint16(s.sport))
 	binary.BigEndian.PutUint16(p[2:], uint16(port))
 	binary.BigEndian.PutUint32(p[4:], s.seq(port))
@@ -330,6 +224,12 @@ func (s *synScanner) fill(p []byte, port int) {
 	binary.BigEndian.PutUint16(p[22:], 1460)
 	if !s.v6 { // IPv6: the kernel fills it in (IPV6_CHECKSUM)
 		binary.BigEndian.PutUint16(p[16:], tcpChecksum(s.src.As4(), s.dst.As4(), p))
+	}
+	for {
+		err := unix.Sendto(s.fd, p, 0, s.dstSA)
+		if err != unix.EINTR {
+			return err
+		}
 	}
 }
 
@@ -418,16 +318,13 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 	}
 	var queue []synSlot
 	head, next, pending, answered := 0, 0, 0, 0
-	sentTo := func(i int, now time.Time) {
-		tries[i]++
-		status[i] = waiting
-		queue = append(queue, synSlot{idx: int32(i), try: tries[i], deadline: now.Add(cfg.dialTimeout)})
-	}
 	send := func(i int) error {
 		if err := s.send(cfg.ports[i]); err != nil {
 			return err
 		}
-		sentTo(i, time.Now())
+		tries[i]++
+		status[i] = waiting
+		queue = append(queue, synSlot{idx: int32(i), try: tries[i], deadline: time.Now().Add(cfg.dialTimeout)})
 		return nil
 	}
 	fds := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}, {Fd: int32(s.wake), Events: unix.POLLIN}}
@@ -435,45 +332,45 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		// Send new SYNs while the window has room: one batch.
+		// Send new SYNs while the window has room.
 		full := false
-		if k := min(n-next, cfg.concurrency-pending); k > 0 {
-			sent, err := s.sendBatch(cfg.ports[next : next+k])
-			now := time.Now()
-			for i := next; i < next+sent; i++ {
-				sentTo(i, now)
-			}
-			next += sent
-			pending += sent
-			if err != nil {
-				if !busy(err) {
-					return fmt.Errorf("send SYN to port %d: %w", cfg.ports[next], err)
+		for sent := 0; next < n && pending < cfg.concurrency && sent < synBatch; sent++ {
+			if err := send(next); err != nil {
+				if busy(err) {
+					full = true // the interface's queue is full: read answers, then go on
+					break
 				}
-				full = true // the interface's queue is full: read answers, then go on
+				return fmt.Errorf("send SYN to port %d: %w", cfg.ports[next], err)
 			}
+			next++
+			pending++
 		}
 		// Read every answer queued.
 		for {
-			got, err := s.readBatch()
+			m, from, err := unix.Recvfrom(s.fd, s.rdbuf[:], 0)
+			if err == unix.EINTR {
+				continue
+			}
 			if err != nil {
+				if err == unix.EAGAIN {
+					break
+				}
 				return fmt.Errorf("read answers: %w", err)
 			}
-			for _, b := range got {
-				a, ok := s.parseAnswer(b)
-				if !ok {
-					continue
-				}
-				i := int(byPort[a.port]) - 1
-				if i < 0 || status[i] != waiting {
-					continue // a port not asked about, or a duplicate
-				}
-				status[i], states[i] = done, a.state
-				pending--
-				answered++
+			if s.v6 && addrOf(from) != s.dst {
+				continue // the IPv6 filter cannot see the source: another host's packet
 			}
-			if len(got) < synBatch {
-				break // the queue is empty
+			a, ok := s.parseAnswer(s.rdbuf[:m])
+			if !ok {
+				continue
 			}
+			i := int(byPort[a.port]) - 1
+			if i < 0 || status[i] != waiting {
+				continue // a port not asked about, or a duplicate
+			}
+			status[i], states[i] = done, a.state
+			pending--
+			answered++
 		}
 		// Expire the SYNs unanswered for too long: send once more, then filtered.
 		now := time.Now()
