@@ -151,15 +151,8 @@ func connectLoop(ctx context.Context, ip netip.Addr, cfg scanConfig, limit int, 
 			if _, ok := inflight[fd]; !ok {
 				continue
 			}
-			soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
-			switch {
-			case err != nil:
-				finish(fd, portError, err)
-			case soerr == 0:
-				finish(fd, portOpen, nil)
-			default:
-				e := unix.Errno(soerr)
-				finish(fd, connectState(e), e)
+			if st, err, known := outcome(fd, int16(ev.Events)); known {
+				finish(fd, st, err)
 			}
 		}
 	}
@@ -191,17 +184,44 @@ func startConnect(ip netip.Addr, port int) (int, portState, error) {
 	}
 	// On loopback and veth links the answer to the SYN has usually been processed by
 	// now: look before paying for a round through epoll.
-	if soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && soerr != 0 {
+	if st, err, known := settled(fd); known {
 		unix.Close(fd)
-		e := unix.Errno(soerr)
-		return -1, connectState(e), e
-	}
-	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
-	if n, err := unix.Poll(pfd, 0); err == nil && n == 1 && pfd[0].Revents&unix.POLLOUT != 0 {
-		unix.Close(fd)
-		return -1, portOpen, nil
+		return -1, st, err
 	}
 	return fd, 0, nil
+}
+
+// settled reports the outcome of the connect on fd if it is known yet, without waiting.
+func settled(fd int) (portState, error, bool) {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	if n, err := unix.Poll(pfd, 0); err != nil || n == 0 {
+		return 0, nil, false
+	}
+	return outcome(fd, pfd[0].Revents)
+}
+
+// outcome reads the outcome of the connect on fd from the events a poll reported for it
+// (revents) and, after them, SO_ERROR. The order matters: a socket that a RST refused
+// polls writable too (POLLOUT with POLLERR and POLLHUP), so POLLOUT alone does not mean
+// open, and an error read before the poll misses a RST that arrives between the two
+// calls. On a tap link to an emulated device or on a real network the answers arrive
+// while the scan runs, and reading them the other way round once reported a closed port
+// of an emulated device as open.
+func outcome(fd int, revents int16) (portState, error, bool) {
+	if revents&(unix.POLLOUT|unix.POLLERR|unix.POLLHUP) == 0 {
+		return 0, nil, false
+	}
+	soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	switch {
+	case err != nil:
+		return portError, err, true
+	case soerr != 0:
+		e := unix.Errno(soerr)
+		return connectState(e), e, true
+	case revents&unix.POLLOUT != 0:
+		return portOpen, nil, true
+	}
+	return 0, nil, false // no error and not writable: still connecting
 }
 
 func connectState(e unix.Errno) portState {
