@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,22 +22,29 @@ const synSnap = 60 + 14
 // synBatch is how many SYNs go out between two looks at the answers.
 const synBatch = 128
 
-// synScanner is one SYN scan of one address: a raw socket (IPPROTO_TCP) that sends SYNs
-// from one source port and, through a socket filter, receives only the packets to that
-// port (for IPv4 only the target's; for IPv6, whose raw sockets deliver no IP header, the
-// source is checked on each answer).
+// synScanner is one SYN scan of one address: a raw socket (IPPROTO_TCP), connected to the
+// address, that sends SYNs from one source port and, through a socket filter, receives
+// only the packets to that port.
 type synScanner struct {
-	fd     int
-	wake   int // eventfd: ctx ended
-	src    netip.Addr
-	dst    netip.Addr
-	sport  int
-	key    uint32
-	dstSA  unix.Sockaddr
-	v6     bool
-	pkt    [24]byte // TCP header with the MSS option
-	rdbuf  [synSnap]byte
-	closer []int
+	fd    int
+	wake  int // eventfd: ctx ended
+	src   netip.Addr
+	dst   netip.Addr
+	sport int
+	key   uint32
+	v6    bool
+	pkt   [24]byte // TCP header with the MSS option
+	rdbuf [synSnap]byte
+	// A batch of answers for one recvmmsg (each truncated to synSnap by the filter).
+	rd    [synBatch][synSnap]byte
+	rdIov [synBatch]unix.Iovec
+	rdHdr [synBatch]unix.Mmsghdr
+	rdOut [][]byte
+	// A batch of SYNs for one sendmmsg: the segments, and the kernel's view of them.
+	batch    [synBatch][24]byte
+	batchIov [synBatch]unix.Iovec
+	batchHdr [synBatch]unix.Mmsghdr
+	closer   []int
 }
 
 // openSYN opens the sockets of a SYN scan of ip. It fails with errSYNUnavailable (wrapped)
@@ -48,7 +56,6 @@ func openSYN(ip netip.Addr) (*synScanner, error) {
 	if s.v6 {
 		family = unix.AF_INET6
 	}
-	s.dstSA = sockaddr(ip, 0)
 	ok := false
 	defer func() {
 		if !ok {
@@ -99,6 +106,13 @@ func openSYN(ip netip.Addr) (*synScanner, error) {
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_CHECKSUM, 16); err != nil {
 			return nil, fmt.Errorf("raw socket checksum: %w", err)
 		}
+	}
+	// Connected to the target: sends need no address, and the kernel delivers only the
+	// target's packets (for IPv6, whose raw sockets give no IP header, the filter below
+	// cannot check the source). Reads then need no source address either: Recvfrom's
+	// costs a getsockopt per packet in x/sys/unix.
+	if err := unix.Connect(fd, sockaddr(ip, 0)); err != nil {
+		return nil, fmt.Errorf("connect raw socket to %s: %w", ip, err)
 	}
 	var prog []unix.SockFilter
 	if s.v6 {
@@ -211,6 +225,98 @@ func (s *synScanner) seq(port int) uint32 { return s.key ^ (uint32(port) * 0x9E3
 // send sends one SYN to port.
 func (s *synScanner) send(port int) error {
 	p := s.pkt[:]
+	s.fill(p, port)
+	icmp := false
+	for {
+		_, err := unix.Write(s.fd, p)
+		switch {
+		case err == unix.EINTR:
+		case icmpReported(err) && !icmp:
+			icmp = true // reported and cleared: send again, once
+		default:
+			return err
+		}
+	}
+}
+
+// icmpReported reports whether err can be an ICMP error (port, host or network
+// unreachable, administratively prohibited) that the kernel reported on the connected
+// socket, and cleared by returning it from the call that got it. The port it names is then
+// simply unanswered (filtered): the error says nothing about the scan. A send that gets one
+// twice in a row is failing on its own (a local route), and fails the scan.
+func icmpReported(err error) bool {
+	switch err {
+	case unix.ECONNREFUSED, unix.EHOSTUNREACH, unix.ENETUNREACH, unix.EHOSTDOWN, unix.ENONET,
+		unix.ENOPROTOOPT, unix.EACCES, unix.EPROTO:
+		return true
+	}
+	return false
+}
+
+// sendBatch sends one SYN to each of the first synBatch ports (at most) with as few system
+// calls as the kernel allows (sendmmsg): a scan's cost is mostly per packet, and the
+// system call's entry is part of it. It returns how many were sent, in order, and the
+// error that stopped it.
+func (s *synScanner) sendBatch(ports []int) (int, error) {
+	n := min(len(ports), synBatch)
+	for i := range n {
+		s.fill(s.batch[i][:], ports[i])
+		s.batchIov[i] = unix.Iovec{Base: &s.batch[i][0]}
+		s.batchIov[i].SetLen(len(s.batch[i]))
+		s.batchHdr[i] = unix.Mmsghdr{}
+		s.batchHdr[i].Hdr.Iov = &s.batchIov[i]
+		s.batchHdr[i].Hdr.SetIovlen(1)
+	}
+	sent, icmp := 0, false
+	for sent < n {
+		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.batchHdr[sent])), uintptr(n-sent), 0, 0, 0)
+		switch {
+		case errno == unix.EINTR:
+			continue
+		case icmpReported(errno) && !icmp:
+			icmp = true // reported and cleared: send again, once
+			continue
+		case errno != 0:
+			return sent, errno
+		}
+		sent += int(r)
+		icmp = false
+	}
+	return sent, nil
+}
+
+// readBatch reads the answers queued, up to synBatch of them, with one recvmmsg; none
+// when the queue is empty. The slices it returns are valid until the next call.
+func (s *synScanner) readBatch() ([][]byte, error) {
+	for i := range s.rdIov {
+		s.rdIov[i] = unix.Iovec{Base: &s.rd[i][0]}
+		s.rdIov[i].SetLen(len(s.rd[i]))
+		s.rdHdr[i] = unix.Mmsghdr{}
+		s.rdHdr[i].Hdr.Iov = &s.rdIov[i]
+		s.rdHdr[i].Hdr.SetIovlen(1)
+	}
+	for {
+		r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.rdHdr[0])), synBatch, unix.MSG_DONTWAIT, 0, 0)
+		switch {
+		case errno == 0:
+		case errno == unix.EINTR, icmpReported(errno): // an ICMP error, now cleared: read on
+			continue
+		case errno == unix.EAGAIN:
+			return nil, nil
+		default:
+			return nil, errno
+		}
+		got := s.rdOut[:0]
+		for i := range int(r) {
+			got = append(got, s.rd[i][:s.rdHdr[i].Len])
+		}
+		s.rdOut = got
+		return got, nil
+	}
+}
+
+// fill writes the SYN to port into p (24 bytes).
+func (s *synScanner) fill(p []byte, port int) {
 	binary.BigEndian.PutUint16(p[0:], uint16(s.sport))
 	binary.BigEndian.PutUint16(p[2:], uint16(port))
 	binary.BigEndian.PutUint32(p[4:], s.seq(port))
@@ -224,12 +330,6 @@ func (s *synScanner) send(port int) error {
 	binary.BigEndian.PutUint16(p[22:], 1460)
 	if !s.v6 { // IPv6: the kernel fills it in (IPV6_CHECKSUM)
 		binary.BigEndian.PutUint16(p[16:], tcpChecksum(s.src.As4(), s.dst.As4(), p))
-	}
-	for {
-		err := unix.Sendto(s.fd, p, 0, s.dstSA)
-		if err != unix.EINTR {
-			return err
-		}
 	}
 }
 
@@ -287,10 +387,91 @@ func (s *synScanner) parseAnswer(b []byte) (synAnswer, bool) {
 	return synAnswer{}, false
 }
 
+// window is how many SYNs a scan lets go unanswered at once: from cfg.concurrency at
+// most down to synMinWindow. A target on a veth link (a simulated device) answers each
+// SYN before the next goes out, and the window never matters. A slower path drops what
+// it cannot queue: the tap of an emulated device holds 1000 packets and its TCG guest
+// answers a few tens of thousands a second, so 2000 SYNs at once lost thousands, which
+// the scan then reported as filtered ports. The window adapts to the answers, a round
+// (as many SYNs settled as the window holds) at a time, much as TCP's does:
+//   - a round in which more than one SYN in 16 went unanswered, from a target that has
+//     answered more than one SYN in 9 so far, means the path drops: the window halves,
+//     and the losses of SYNs sent before that cut no longer count (they are its cause,
+//     seen a dial timeout late);
+//   - a round with less than one loss in 64 grows it by a quarter, at most once a dial
+//     timeout: a loss shows only that late, and a round can be much shorter;
+//   - a target that answers almost nothing (a firewall that drops) does not shrink it:
+//     its silence is not congestion, and the scan's time stays bounded.
+type window struct {
+	size, min, max  int
+	hold            time.Duration // the dial timeout
+	answers, losses int           // in this round
+	cut, grown      time.Time
+	allAnswers      int  // in the rounds before
+	allLosses       int  // in the rounds before
+	dropping        bool // a round lost SYNs from a target that answers
+}
+
+// synMinWindow is the smallest window; synStartWindow the first.
+const (
+	synMinWindow   = 32
+	synStartWindow = 256
+)
+
+func newWindow(max int, hold time.Duration, now time.Time) *window {
+	return &window{size: min(synStartWindow, max), min: min(synMinWindow, max), max: max, hold: hold, grown: now}
+}
+
+// tries is how many SYNs a port gets before it counts as filtered: two, and four once a
+// target that answers has left a SYN unanswered: the path may drop SYNs, and a second
+// can be lost as the first was. A port the target itself ignores costs two dial timeouts
+// more.
+func (w *window) tries() int {
+	if w.dropping {
+		return 4
+	}
+	return 2
+}
+
+// answered counts an answer.
+func (w *window) answered(now time.Time) { w.answers++; w.settle(now) }
+
+// lost counts a SYN sent once, at sent, and unanswered for the dial timeout.
+func (w *window) lost(sent, now time.Time) {
+	if sent.Before(w.cut) {
+		return
+	}
+	w.losses++
+	w.settle(now)
+}
+
+func (w *window) settle(now time.Time) {
+	n := w.answers + w.losses
+	if n < w.size {
+		return
+	}
+	w.allAnswers += w.answers
+	w.allLosses += w.losses
+	answering := w.allAnswers*8 > w.allLosses // the target answers: losses are drops
+	if w.losses > 0 && answering {
+		w.dropping = true
+	}
+	switch {
+	case w.losses*16 > n && answering:
+		w.size = max(w.min, w.size/2)
+		w.cut = now
+	case w.losses*64 <= n && now.Sub(w.grown) >= w.hold && now.Sub(w.cut) >= w.hold:
+		w.size = min(w.max, w.size+max(8, w.size/4))
+		w.grown = now
+	}
+	w.answers, w.losses = 0, 0
+}
+
 // synSlot is a SYN in flight, in the order sent (hence of deadlines).
 type synSlot struct {
 	idx      int32
 	try      uint8
+	requeued bool // its second SYN found the interface's queue full: not a new loss
 	deadline time.Time
 }
 
@@ -298,9 +479,10 @@ type synSlot struct {
 // unreachable device from a silent one.
 var errNoAnswer = errors.New("no answer to any SYN")
 
-// run sends a SYN to every port of cfg, at most cfg.concurrency unanswered at a time,
-// sends the unanswered ones again once after cfg.dialTimeout, and fills states: open
-// (SYN-ACK), closed (RST) or filtered (no answer to either SYN).
+// run sends a SYN to every port of cfg, at most a window of them unanswered at a time (up
+// to cfg.concurrency; see window), sends each unanswered one again after cfg.dialTimeout
+// (window.tries), and fills states: open (SYN-ACK), closed (RST) or filtered (no answer
+// to any SYN).
 func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState) error {
 	stop := context.AfterFunc(ctx, func() { unix.Write(s.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0}) })
 	defer stop()
@@ -318,13 +500,17 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 	}
 	var queue []synSlot
 	head, next, pending, answered := 0, 0, 0, 0
+	win := newWindow(cfg.concurrency, cfg.dialTimeout, time.Now())
+	sentTo := func(i int, now time.Time) {
+		tries[i]++
+		status[i] = waiting
+		queue = append(queue, synSlot{idx: int32(i), try: tries[i], deadline: now.Add(cfg.dialTimeout)})
+	}
 	send := func(i int) error {
 		if err := s.send(cfg.ports[i]); err != nil {
 			return err
 		}
-		tries[i]++
-		status[i] = waiting
-		queue = append(queue, synSlot{idx: int32(i), try: tries[i], deadline: time.Now().Add(cfg.dialTimeout)})
+		sentTo(i, time.Now())
 		return nil
 	}
 	fds := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}, {Fd: int32(s.wake), Events: unix.POLLIN}}
@@ -332,47 +518,49 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		// Send new SYNs while the window has room.
+		// Send new SYNs while the window has room: one batch.
 		full := false
-		for sent := 0; next < n && pending < cfg.concurrency && sent < synBatch; sent++ {
-			if err := send(next); err != nil {
-				if busy(err) {
-					full = true // the interface's queue is full: read answers, then go on
-					break
-				}
-				return fmt.Errorf("send SYN to port %d: %w", cfg.ports[next], err)
+		if k := min(n-next, win.size-pending); k > 0 {
+			sent, err := s.sendBatch(cfg.ports[next : next+k])
+			now := time.Now()
+			for i := next; i < next+sent; i++ {
+				sentTo(i, now)
 			}
-			next++
-			pending++
+			next += sent
+			pending += sent
+			if err != nil {
+				if !busy(err) {
+					return fmt.Errorf("send SYN to port %d: %w", cfg.ports[next], err)
+				}
+				full = true // the interface's queue is full: read answers, then go on
+			}
 		}
 		// Read every answer queued.
 		for {
-			m, from, err := unix.Recvfrom(s.fd, s.rdbuf[:], 0)
-			if err == unix.EINTR {
-				continue
-			}
+			got, err := s.readBatch()
 			if err != nil {
-				if err == unix.EAGAIN {
-					break
-				}
 				return fmt.Errorf("read answers: %w", err)
 			}
-			if s.v6 && addrOf(from) != s.dst {
-				continue // the IPv6 filter cannot see the source: another host's packet
+			at := time.Now()
+			for _, b := range got {
+				a, ok := s.parseAnswer(b)
+				if !ok {
+					continue
+				}
+				i := int(byPort[a.port]) - 1
+				if i < 0 || status[i] != waiting {
+					continue // a port not asked about, or a duplicate
+				}
+				status[i], states[i] = done, a.state
+				pending--
+				answered++
+				win.answered(at)
 			}
-			a, ok := s.parseAnswer(s.rdbuf[:m])
-			if !ok {
-				continue
+			if len(got) < synBatch {
+				break // the queue is empty
 			}
-			i := int(byPort[a.port]) - 1
-			if i < 0 || status[i] != waiting {
-				continue // a port not asked about, or a duplicate
-			}
-			status[i], states[i] = done, a.state
-			pending--
-			answered++
 		}
-		// Expire the SYNs unanswered for too long: send once more, then filtered.
+		// Expire the SYNs unanswered for too long: send again, then filtered.
 		now := time.Now()
 		for head < len(queue) {
 			sl := queue[head]
@@ -384,10 +572,13 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 				break
 			}
 			head++
-			if sl.try < 2 {
+			if int(sl.try) < win.tries() {
+				if !sl.requeued && sl.try == 1 {
+					win.lost(sl.deadline.Add(-cfg.dialTimeout), now)
+				}
 				if err := send(int(sl.idx)); busy(err) {
 					full = true // not sent: try again shortly
-					queue = append(queue, synSlot{idx: sl.idx, try: sl.try, deadline: now.Add(time.Millisecond)})
+					queue = append(queue, synSlot{idx: sl.idx, try: sl.try, requeued: true, deadline: now.Add(time.Millisecond)})
 				} else if err != nil {
 					return fmt.Errorf("send SYN to port %d: %w", cfg.ports[sl.idx], err)
 				}
@@ -409,7 +600,7 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 		if next >= n && pending == 0 {
 			break
 		}
-		if next < n && pending < cfg.concurrency && !full {
+		if next < n && pending < win.size && !full {
 			continue // room in the window: send more before waiting
 		}
 		wait := 0

@@ -57,8 +57,8 @@ func (r *report) scan() {
 		where = "on a loopback address of the host (no network namespaces here): the host's own listeners answer on it too, for both tools"
 	}
 	r.p("`hilt sim --devices 1` in the background; the device at %s, %s. The tools scan all 65535 TCP ports of the same address, in turn, %s each, "+
-		"each as a process of its own: `hiltbench __scan ADDR` (netprobe's default, what check LA-01 runs: as root a SYN scan from a raw IPv4 socket, "+
-		"at most 2000 SYNs unanswered at a time, each unanswered one sent again once), `nmap -p- -n -T4 ADDR` (as root a SYN scan from a raw socket) and "+
+		"each as a process of its own: `hiltbench __scan ADDR` (netprobe's default, what check LA-01 runs: as root a SYN scan from a raw IPv4 socket connected to the device, "+
+		"SYNs sent and answers read up to 128 per system call (sendmmsg, recvmmsg), a window of at most 2000 SYNs unanswered at a time that halves when the path drops SYNs, each unanswered one sent again), `nmap -p- -n -T4 ADDR` (as root a SYN scan from a raw socket) and "+
 		"`hiltbench __scan -method connect ADDR` (netprobe's connect scan, its fallback without root: non-blocking connects multiplexed on epoll, 2000 at a time).",
 		s.Addr, where, plural(r.Cfg.scanRuns, "time"))
 	r.p("")
@@ -107,7 +107,8 @@ func (r *report) scan() {
 	r.p("")
 	hcpu, ncpu, ccpu := cpuOf(s.Hilt), cpuOf(s.Nmap), cpuOf(s.Connect)
 	r.p("**What bounds it.** A connect scan costs a socket, a connect, an epoll registration and a close per port, all system calls; a SYN scan (netprobe's as root, nmap's) "+
-		"sends one raw packet per port from one socket and reads one answer per port, and the kernel resets the device's SYN-ACKs itself. "+
+		"sends one raw packet per port from one socket and reads one answer per port (netprobe up to 128 of either per system call, "+
+		"from a socket connected to the device, so the kernel looks up the route once), and the kernel resets the device's SYN-ACKs itself. "+
 		"Either way the device's kernel answers each SYN with a RST, and on a veth link that work is done on the scanning CPU. "+
 		"CPU per scan (median, user + system): %s %s, nmap %s, netprobe's connect scan %s.", method, fmtDur(hcpu), fmtDur(ncpu), fmtDur(ccpu))
 	if hw > nw {
