@@ -407,8 +407,8 @@ type window struct {
 	hold            time.Duration // the dial timeout
 	answers, losses int           // in this round
 	cut, grown      time.Time
-	allAnswers      int  // in the rounds before
-	allLosses       int  // in the rounds before
+	allAnswers      int  // in the rounds settled so far
+	allLosses       int  // in the rounds settled so far
 	dropping        bool // a round lost SYNs from a target that answers
 }
 
@@ -418,6 +418,8 @@ const (
 	synStartWindow = 256
 )
 
+// newWindow is the window of a scan that starts at now, with at most max SYNs unanswered
+// and a dial timeout of hold.
 func newWindow(max int, hold time.Duration, now time.Time) *window {
 	return &window{size: min(synStartWindow, max), min: min(synMinWindow, max), max: max, hold: hold, grown: now}
 }
@@ -445,6 +447,7 @@ func (w *window) lost(sent, now time.Time) {
 	w.settle(now)
 }
 
+// settle ends the round once it holds as many SYNs as the window, and sizes the next.
 func (w *window) settle(now time.Time) {
 	n := w.answers + w.losses
 	if n < w.size {
