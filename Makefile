@@ -97,7 +97,8 @@ matrix:
 clean:
 	rm -rf bin out
 
-## bench: speed at scale against simulated devices, nmap and tshark, written to
-## BENCHMARKS.md (about 10 minutes; installs nmap and tshark where missing)
+## bench: speed at scale against simulated devices, nmap and tshark, and the baseline on one
+## emulated unit, written to BENCHMARKS.md (about 15 minutes; installs nmap, tshark and QEMU
+## where missing)
 bench: build
 	scripts/bench.sh

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# make bench: installs the peers the benchmarks compare against (nmap, tshark) where they
-# are missing, builds hilt and bench/cmd/hiltbench, runs every benchmark and writes
-# BENCHMARKS.md. Takes about 10 minutes; needs root for the faithful figures (network
-# namespaces for the simulated devices, nmap's SYN scan). Extra arguments go to
+# make bench: installs the peers the benchmarks compare against (nmap, tshark) and QEMU
+# where they are missing, builds hilt, the emulated device's image and
+# bench/cmd/hiltbench, runs every benchmark and writes BENCHMARKS.md. Takes about 15
+# minutes, 4-6 of them the whole baseline on one emulated unit; needs root for the
+# faithful figures (network namespaces for the simulated devices, nmap's SYN scan, the
+# emulated unit's tap). Extra arguments go to
 # hiltbench (go run ./bench/cmd/hiltbench -h lists them), e.g.
 #   scripts/bench.sh -only scan,capture
 set -euo pipefail
@@ -14,10 +16,11 @@ if [ "$(id -u)" -eq 0 ] && ! command -v tshark >/dev/null 2>&1 && command -v deb
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
 fi
 scripts/deps.sh bench
+scripts/deps.sh qemu
 
 # What make build makes: bin/hilt and bin/hilt-refdev, paired by a new build stamp (so both
 # are linked again at every run; compiling stays cached).
-${MAKE:-make} --no-print-directory build GO="$GO"
+${MAKE:-make} --no-print-directory build qemu-image GO="$GO"
 $GO build -o bin/hiltbench ./bench/cmd/hiltbench
 echo "load average before: $(cat /proc/loadavg)"
 bin/hiltbench -hilt bin/hilt -go "$GO" -o BENCHMARKS.md "$@"

@@ -50,6 +50,8 @@ type hiltRun struct {
 	Boots int
 	// DevExe is the executable the devices ran, from hilt's output.
 	DevExe string
+	// Log is the file with hilt's output.
+	Log string
 }
 
 var benchUpRE = regexp.MustCompile(`(?m)^bench up in (\S+)$`)
@@ -122,17 +124,24 @@ func runFleet(ctx context.Context, cfg config) *fleetResult {
 }
 
 func runHilt(ctx context.Context, cfg config, n, round int) hiltRun {
+	return runHiltWith(ctx, cfg, fmt.Sprintf("run-%d-%d", n, round+1), n, 15*time.Minute, "--devices", fmt.Sprint(n))
+}
+
+// runHiltWith runs `hilt run ARGS --out WORK/NAME` for n devices, with its output in
+// WORK/NAME.log, and reads its reports.
+func runHiltWith(ctx context.Context, cfg config, name string, n int, limit time.Duration, args ...string) hiltRun {
 	r := hiltRun{Devices: n}
-	out := filepath.Join(cfg.work, fmt.Sprintf("run-%d-%d", n, round+1))
-	log, err := os.Create(out + ".log")
+	out := filepath.Join(cfg.work, name)
+	r.Log = out + ".log"
+	log, err := os.Create(r.Log)
 	if err != nil {
 		r.Err = err
 		return r
 	}
 	defer log.Close()
-	cmd := exec.Command(cfg.hilt, "run", "--devices", fmt.Sprint(n), "--out", out)
+	cmd := exec.Command(cfg.hilt, append(append([]string{"run"}, args...), "--out", out)...)
 	cmd.Stdout, cmd.Stderr = log, log
-	rctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	rctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	r.Usage, r.Err = bench.Run(rctx, cmd, bench.WithCgroup(true))
 	if r.Err != nil {

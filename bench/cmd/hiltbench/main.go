@@ -20,7 +20,7 @@ import (
 )
 
 // Sections of the report, in order.
-var allSections = []string{"baseline", "fleet", "scan", "capture", "console", "go"}
+var allSections = []string{"baseline", "fleet", "scan", "capture", "console", "go", "emulated"}
 
 // config is hiltbench's command line.
 type config struct {
@@ -35,6 +35,8 @@ type config struct {
 	analyzeRuns            int
 	tsharkRuns             int
 	goCount                int
+	emuProfile             string
+	emuRuns                int
 	profile                bool
 	self                   string // this executable, for the measured children
 	logw                   io.Writer
@@ -95,6 +97,8 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.analyzeRuns, "analyze-runs", 3, "runs of netprobe.AnalyzeFile over the capture")
 	fs.IntVar(&cfg.tsharkRuns, "tshark-runs", 1, "runs of tshark over the capture")
 	fs.IntVar(&cfg.goCount, "go-count", 5, "go test -count for the Go benchmarks")
+	fs.StringVar(&cfg.emuProfile, "emu-profile", "fixtures/devices/qemu.yaml", "the qemu profile whose first unit the emulated runs use")
+	fs.IntVar(&cfg.emuRuns, "emu-runs", 1, "runs of the whole baseline on one emulated unit (each takes minutes)")
 	fs.BoolVar(&cfg.profile, "profile", true, "take a CPU profile of one extra analysis run (pprof) for the report")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -128,7 +132,7 @@ func parseFlags(args []string) (config, error) {
 		}
 		cfg.runs[ni] = ki
 	}
-	for _, n := range []int{cfg.scanRuns, cfg.analyzeRuns, cfg.tsharkRuns, cfg.goCount, cfg.packets} {
+	for _, n := range []int{cfg.scanRuns, cfg.analyzeRuns, cfg.tsharkRuns, cfg.goCount, cfg.packets, cfg.emuRuns} {
 		if n < 1 {
 			return cfg, errors.New("every count must be at least 1")
 		}
@@ -149,7 +153,7 @@ func run(ctx context.Context, cfg config) error {
 	if cfg.self, err = os.Executable(); err != nil {
 		return err
 	}
-	if cfg.sections["baseline"] || cfg.sections["fleet"] || cfg.sections["scan"] {
+	if cfg.sections["baseline"] || cfg.sections["fleet"] || cfg.sections["scan"] || cfg.sections["emulated"] {
 		if cfg.hilt, err = filepath.Abs(cfg.hilt); err != nil {
 			return err
 		}
@@ -181,6 +185,9 @@ func run(ctx context.Context, cfg config) error {
 	}
 	if ctx.Err() == nil && (cfg.sections["console"] || cfg.sections["go"]) {
 		rep.Go = runGoBenchmarks(ctx, cfg)
+	}
+	if ctx.Err() == nil && cfg.sections["emulated"] {
+		rep.Emu = runEmulated(ctx, cfg)
 	}
 	rep.End = time.Now().UTC()
 	rep.LoadEnd, _ = bench.ReadLoad()

@@ -31,6 +31,7 @@ type report struct {
 	Scan               *scanResult
 	Capture            *captureResult
 	Go                 *goResult
+	Emu                *emuResult
 
 	summary [][]string // rows of the summary table
 	b       bytes.Buffer
@@ -43,7 +44,7 @@ func (r *report) row(cells ...string) { r.summary = append(r.summary, cells) }
 
 func (r *report) markdown() []byte {
 	var body report
-	body.Cfg, body.Machine, body.Fleet, body.Scan, body.Capture, body.Go = r.Cfg, r.Machine, r.Fleet, r.Scan, r.Capture, r.Go
+	body.Cfg, body.Machine, body.Fleet, body.Scan, body.Capture, body.Go, body.Emu = r.Cfg, r.Machine, r.Fleet, r.Scan, r.Capture, r.Go, r.Emu
 	body.sections()
 	r.summary = body.summary
 
@@ -94,6 +95,7 @@ func (r *report) sections() {
 	r.console()
 	r.memory()
 	r.goBench()
+	r.emulated()
 }
 
 // usages returns the Usage of each run.

@@ -57,11 +57,20 @@ func TestMarkdown(t *testing.T) {
 			gb("bench", "ImageBuild/1MiB/signed", map[string]float64{"ns/op": 1e7}),
 			gb("bench", "ImageBuild/1MiB/hash+sign", map[string]float64{"ns/op": 1e6}),
 		}, Errs: []error{errors.New("one suite failed")}},
+		Emu: &emuResult{Profile: "fixtures/devices/qemu.yaml", Runs: []emuRun{
+			{hiltRun: run(1, 4*time.Minute), FirstBoot: 5 * time.Second, Boots: 30},
+		}},
 	}
 	md := string(r.markdown())
+	skip := &report{Start: time.Now(), End: time.Now(), Cfg: cfg, Machine: r.Machine, Fleet: r.Fleet, Emu: &emuResult{Skip: "not root"}}
+	skip.Cfg.sections = map[string]bool{"emulated": true}
+	if skipped := string(skip.markdown()); !strings.Contains(skipped, "Not measured: not root.") {
+		t.Errorf("a skipped emulated section does not say why:\n%s", skipped)
+	}
 	for _, want := range []string{
 		"## Summary", "## 1. Baseline", "## 2. Fleet", "## 3. Full TCP port scan", "## 4. Capture analysis", "## 5. Console",
-		"## 6. Peak memory", "## 7. Go benchmarks", "## Method",
+		"## 6. Peak memory", "## 7. Go benchmarks", "## 8. Baseline on one emulated device", "## Method",
+		"boot to ready", "30 boots to ready in a run",
 		"under 3 s: **missed**", "same open ports: yes", "same credentials: yes", "no lockout \\| really", "exit 1", "Error: one suite failed",
 	} {
 		if !strings.Contains(md, want) {
