@@ -70,8 +70,7 @@ func connectLoop(ctx context.Context, ip netip.Addr, cfg scanConfig, limit int, 
 	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)}); err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, func() { unix.Write(wake, []byte{1, 0, 0, 0, 0, 0, 0, 0}) })
-	defer stop()
+	defer wakeOnDone(ctx, wake)()
 
 	inflight := map[int]attempt{} // by fd
 	var queue []attempt           // in start order, hence deadline order

@@ -66,8 +66,8 @@ func WithPorts(ports ...int) ScanOption {
 func WithConcurrency(n int) ScanOption { return func(c *scanConfig) { c.concurrency = n } }
 
 // WithDialTimeout sets how long one attempt may take before the port counts as filtered
-// (default 300ms). A SYN scan sends an unanswered SYN once more after it, and counts the
-// port as filtered after twice it.
+// (default 300ms). A SYN scan sends an unanswered SYN again after it, and counts the port
+// as filtered after twice it, or four times once the path has lost a SYN.
 func WithDialTimeout(d time.Duration) ScanOption { return func(c *scanConfig) { c.dialTimeout = d } }
 
 // WithMethod chooses how to probe (default ScanAuto: a SYN scan where permitted, with

@@ -387,47 +387,46 @@ func (s *synScanner) parseAnswer(b []byte) (synAnswer, bool) {
 	return synAnswer{}, false
 }
 
-// window is how many SYNs a scan lets go unanswered at once: from cfg.concurrency at
-// most down to synMinWindow. A target on a veth link (a simulated device) answers each
-// SYN before the next goes out, and the window never matters. A slower path drops what
-// it cannot queue: the tap of an emulated device holds 1000 packets and its TCG guest
-// answers a few tens of thousands a second, so 2000 SYNs at once lost thousands, which
-// the scan then reported as filtered ports. The window adapts to the answers, a round
-// (as many SYNs settled as the window holds) at a time, much as TCP's does:
-//   - a round in which more than one SYN in 16 went unanswered, from a target that has
-//     answered more than one SYN in 9 so far, means the path drops: the window halves,
-//     and the losses of SYNs sent before that cut no longer count (they are its cause,
-//     seen a dial timeout late);
+// window is how many SYNs a scan lets go unanswered at once, from cfg.concurrency down to
+// synMinWindow. A target on a veth link (a simulated device) answers each SYN before the
+// next goes out, and the window never matters. A slower path drops what it cannot queue:
+// the tap of an emulated device holds 1000 packets and its TCG guest answers a few tens of
+// thousands a second, so 2000 SYNs at once lost thousands, which the scan then reported
+// as filtered ports.
+//
+// A SYN that goes unanswered proves nothing by itself: a firewall that drops the port
+// looks the same. A drop shows when the port answers a later SYN: the first was lost on
+// the way (or its answer was). The window counts those, a round (as many SYNs settled as
+// the window holds) at a time, much as TCP does:
+//   - a round in which more than one SYN in 16 was lost halves the window; losses of
+//     SYNs sent before that cut no longer count (they are its cause, seen a dial timeout
+//     late);
 //   - a round with less than one loss in 64 grows it by a quarter, at most once a dial
-//     timeout: a loss shows only that late, and a round can be much shorter;
-//   - a target that answers almost nothing (a firewall that drops) does not shrink it:
-//     its silence is not congestion, and the scan's time stays bounded.
+//     timeout, up to cfg.concurrency;
+//   - ports that never answer count neither way: a firewall's silence leaves the window,
+//     and the scan's time, as they were.
+//
+// Once a SYN has been lost, a port gets more tries before it counts as filtered (tries).
 type window struct {
 	size, min, max  int
 	hold            time.Duration // the dial timeout
 	answers, losses int           // in this round
 	cut, grown      time.Time
-	allAnswers      int  // in the rounds settled so far
-	allLosses       int  // in the rounds settled so far
-	dropping        bool // a round lost SYNs from a target that answers
+	dropping        bool // the path has lost a SYN
 }
 
-// synMinWindow is the smallest window; synStartWindow the first.
-const (
-	synMinWindow   = 32
-	synStartWindow = 256
-)
+// synMinWindow is the smallest window.
+const synMinWindow = 32
 
 // newWindow is the window of a scan that starts at now, with at most max SYNs unanswered
 // and a dial timeout of hold.
 func newWindow(max int, hold time.Duration, now time.Time) *window {
-	return &window{size: min(synStartWindow, max), min: min(synMinWindow, max), max: max, hold: hold, grown: now}
+	return &window{size: max, min: min(synMinWindow, max), max: max, hold: hold, grown: now}
 }
 
-// tries is how many SYNs a port gets before it counts as filtered: two, and four once a
-// target that answers has left a SYN unanswered: the path may drop SYNs, and a second
-// can be lost as the first was. A port the target itself ignores costs two dial timeouts
-// more.
+// tries is how many SYNs a port gets before it counts as filtered: two, and four once
+// the path has lost a SYN, where a second can be lost as the first was. A port the target
+// itself ignores then costs two dial timeouts more.
 func (w *window) tries() int {
 	if w.dropping {
 		return 4
@@ -435,12 +434,14 @@ func (w *window) tries() int {
 	return 2
 }
 
-// answered counts an answer.
+// answered counts an answer to a port's first SYN.
 func (w *window) answered(now time.Time) { w.answers++; w.settle(now) }
 
-// lost counts a SYN sent once, at sent, and unanswered for the dial timeout.
-func (w *window) lost(sent, now time.Time) {
-	if sent.Before(w.cut) {
+// recovered counts an answer to a port whose first SYN, sent at first, went unanswered:
+// that SYN (or its answer) was lost.
+func (w *window) recovered(first, now time.Time) {
+	w.dropping = true
+	if first.Before(w.cut) {
 		return
 	}
 	w.losses++
@@ -453,14 +454,8 @@ func (w *window) settle(now time.Time) {
 	if n < w.size {
 		return
 	}
-	w.allAnswers += w.answers
-	w.allLosses += w.losses
-	answering := w.allAnswers*8 > w.allLosses // the target answers: losses are drops
-	if w.losses > 0 && answering {
-		w.dropping = true
-	}
 	switch {
-	case w.losses*16 > n && answering:
+	case w.losses*16 > n:
 		w.size = max(w.min, w.size/2)
 		w.cut = now
 	case w.losses*64 <= n && now.Sub(w.grown) >= w.hold && now.Sub(w.cut) >= w.hold:
@@ -474,7 +469,6 @@ func (w *window) settle(now time.Time) {
 type synSlot struct {
 	idx      int32
 	try      uint8
-	requeued bool // its second SYN found the interface's queue full: not a new loss
 	deadline time.Time
 }
 
@@ -487,8 +481,7 @@ var errNoAnswer = errors.New("no answer to any SYN")
 // (window.tries), and fills states: open (SYN-ACK), closed (RST) or filtered (no answer
 // to any SYN).
 func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState) error {
-	stop := context.AfterFunc(ctx, func() { unix.Write(s.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0}) })
-	defer stop()
+	defer wakeOnDone(ctx, s.wake)()
 	const (
 		unsent uint8 = iota
 		waiting
@@ -502,10 +495,16 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 		byPort[p] = int32(i + 1)
 	}
 	var queue []synSlot
+	var resend []int32 // due for another SYN, which found the interface's queue full
 	head, next, pending, answered := 0, 0, 0, 0
-	win := newWindow(cfg.concurrency, cfg.dialTimeout, time.Now())
+	start := time.Now()
+	firstAt := make([]time.Duration, n) // when each port's first SYN went out, from start
+	win := newWindow(cfg.concurrency, cfg.dialTimeout, start)
 	sentTo := func(i int, now time.Time) {
 		tries[i]++
+		if tries[i] == 1 {
+			firstAt[i] = now.Sub(start)
+		}
 		status[i] = waiting
 		queue = append(queue, synSlot{idx: int32(i), try: tries[i], deadline: now.Add(cfg.dialTimeout)})
 	}
@@ -521,9 +520,20 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		// Send new SYNs while the window has room: one batch.
+		// The SYNs due again first, then new ones while the window has room: one batch.
 		full := false
-		if k := min(n-next, win.size-pending); k > 0 {
+		for len(resend) > 0 {
+			err := send(int(resend[0]))
+			if busy(err) {
+				full = true
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("send SYN to port %d: %w", cfg.ports[resend[0]], err)
+			}
+			resend = resend[1:]
+		}
+		if k := min(n-next, win.size-pending); k > 0 && !full {
 			sent, err := s.sendBatch(cfg.ports[next : next+k])
 			now := time.Now()
 			for i := next; i < next+sent; i++ {
@@ -557,7 +567,11 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 				status[i], states[i] = done, a.state
 				pending--
 				answered++
-				win.answered(at)
+				if tries[i] > 1 {
+					win.recovered(start.Add(firstAt[i]), at)
+				} else {
+					win.answered(at)
+				}
 			}
 			if len(got) < synBatch {
 				break // the queue is empty
@@ -576,12 +590,9 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 			}
 			head++
 			if int(sl.try) < win.tries() {
-				if !sl.requeued && sl.try == 1 {
-					win.lost(sl.deadline.Add(-cfg.dialTimeout), now)
-				}
 				if err := send(int(sl.idx)); busy(err) {
-					full = true // not sent: try again shortly
-					queue = append(queue, synSlot{idx: sl.idx, try: sl.try, requeued: true, deadline: now.Add(time.Millisecond)})
+					full = true // not sent: first thing in the next round
+					resend = append(resend, sl.idx)
 				} else if err != nil {
 					return fmt.Errorf("send SYN to port %d: %w", cfg.ports[sl.idx], err)
 				}
@@ -603,14 +614,14 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 		if next >= n && pending == 0 {
 			break
 		}
-		if next < n && pending < win.size && !full {
+		if next < n && pending < win.size && !full && len(resend) == 0 {
 			continue // room in the window: send more before waiting
 		}
 		wait := 0
 		if head < len(queue) {
 			wait = int(time.Until(queue[head].deadline)/time.Millisecond) + 1
 		}
-		if full {
+		if full || len(resend) > 0 {
 			wait = 1
 		}
 		fds[0].Revents, fds[1].Revents = 0, 0
@@ -622,6 +633,22 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 		return errNoAnswer
 	}
 	return nil
+}
+
+// wakeOnDone writes to the eventfd wake when ctx ends, and returns what stops that: it
+// waits for a write under way, so that the write never lands on the descriptor's number
+// after the caller has closed it (and the number has named another file since).
+func wakeOnDone(ctx context.Context, wake int) (stop func()) {
+	fired := make(chan struct{})
+	cancel := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		unix.Write(wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	})
+	return func() {
+		if !cancel() {
+			<-fired
+		}
+	}
 }
 
 // busy reports whether a send failed only because the interface's queue is full.
