@@ -146,7 +146,7 @@ func (r *report) emulated() {
 		r.row("baseline, 1 emulated device", "–", "0", "", "", "not measured: "+e.Skip, "")
 		return
 	}
-	accel := "tcg"
+	accel := "accelerator not named in hilt's output"
 	if b, err := os.ReadFile(e.Runs[0].Log); err == nil {
 		if m := accelRE.FindSubmatch(b); m != nil {
 			accel = string(m[1])
@@ -167,13 +167,19 @@ func (r *report) emulated() {
 		fb = time.Duration(medianInt(first))
 	}
 	nb := medianInt(boots)
+	sim := r.fleetRuns(1)
+	simWith, simRatio := "", ""
+	if len(sim) > 0 {
+		sw := medianWall(usages(sim))
+		simWith, simRatio = "1 simulated device: "+fmtDur(sw), ratio(wall.Seconds(), sw.Seconds())
+	}
 	r.row("baseline, 1 emulated device (QEMU, "+accel+"): wall time of the whole baseline", fmtDur(wall), fmt.Sprint(len(e.Runs)),
-		"1 simulated device: "+fmtDur(medianWall(usages(r.fleetRuns(1)))), ratio(wall.Seconds(), medianWall(usages(r.fleetRuns(1))).Seconds()), errNote(hs), loadRange(us))
-	r.row("emulated device: boot to ready (QEMU started to the firmware's ready line, first boot)", fmtDur(fb), fmt.Sprint(len(first)), "", "", "", loadRange(us))
+		simWith, simRatio, errNote(hs), loadRange(us))
+	r.row("emulated device: boot to ready (QEMU started to the firmware's ready line, first boot)", orNone(fb), fmt.Sprint(len(first)), "", "", "", loadRange(us))
 	r.p("`hilt run --device P --out DIR`, where P is %s with its first unit only: every check of the baseline against the reference device running as PID 1's child "+
 		"in a Linux VM under QEMU (%s; docs/QEMU.md), with its own tap link, serial console, disks and the embedded broker, %s. "+
 		"Median wall time **%s**; the unit's first boot, from QEMU's start to the firmware's ready line, **%s**; %d boots to ready in a run (median), the first included.",
-		"`"+e.Profile+"`", accel, plural(len(e.Runs), "run"), fmtDur(wall), fmtDur(fb), nb)
+		"`"+e.Profile+"`", accel, plural(len(e.Runs), "run"), fmtDur(wall), orNone(fb), nb)
 	r.p("")
 	r.p("| run | wall | hilt's run time | bench up | first boot to ready | boots | CPU (tree) | peak memory | verdicts | load (1 min) at start |")
 	r.p("|---|---|---|---|---|---|---|---|---|---|")
@@ -182,7 +188,7 @@ func (r *report) emulated() {
 		if x.Err != nil {
 			v += "; " + strings.ReplaceAll(x.Err.Error(), "|", "\\|")
 		}
-		r.p("| %d | %s | %s | %s | %s | %d | %s | %s | %s | %.2f |", i+1, fmtDur(x.Usage.Wall), fmtDur(ms(x.RunMS)), fmtDur(x.BenchUp), fmtDur(x.FirstBoot), x.Boots,
+		r.p("| %d | %s | %s | %s | %s | %d | %s | %s | %s | %.2f |", i+1, fmtDur(x.Usage.Wall), fmtDur(ms(x.RunMS)), orNone(x.BenchUp), orNone(x.FirstBoot), x.Boots,
 			fmtDur(x.Usage.CPU()), fmtMB(peakMem(x.Usage)), v, x.Usage.LoadBefore[0])
 	}
 	r.p("")
@@ -198,14 +204,25 @@ func (r *report) emulated() {
 		r.p("")
 	}
 	// Per check, beside the simulated device's.
-	sim := r.fleetRuns(1)
+	var order []string
+	for _, h := range hs {
+		if len(h.Order) > 0 {
+			order = h.Order
+			break
+		}
+	}
+	if len(order) == 0 {
+		r.p("No run wrote its checks' times (compliance.json): see the runs above.")
+		r.p("")
+		return
+	}
 	type chk struct {
 		id       string
 		med, sim int64
 	}
 	var cs []chk
 	var sum int64
-	for _, id := range hs[0].Order {
+	for _, id := range order {
 		var vs, ss []int64
 		for _, h := range hs {
 			for _, v := range h.Checks[id] {
@@ -226,12 +243,20 @@ func (r *report) emulated() {
 	}
 	r.p("### Time per check, emulated")
 	r.p("")
-	r.p("From `compliance.json`, median over the runs, beside the same check's median on one simulated device (§1).")
+	if len(sim) > 0 {
+		r.p("From `compliance.json`, median over the runs, beside the same check's median on one simulated device (§1).")
+	} else {
+		r.p("From `compliance.json`, median over the runs (the simulated device was not measured in this run of hiltbench).")
+	}
 	r.p("")
 	r.p("| check | emulated | simulated | ratio | share of the sum | what it waits for |")
 	r.p("|---|---|---|---|---|---|")
 	for _, c := range cs {
-		r.p("| %s | %s | %s | %s | %.1f%% | %s |", c.id, fmtDur(ms(c.med)), fmtDur(ms(c.sim)), ratio(float64(c.med), float64(c.sim)),
+		simMed, rat := "–", "–"
+		if len(sim) > 0 {
+			simMed, rat = fmtDur(ms(c.sim)), ratio(float64(c.med), float64(c.sim))
+		}
+		r.p("| %s | %s | %s | %s | %.1f%% | %s |", c.id, fmtDur(ms(c.med)), simMed, rat,
 			100*float64(c.med)/float64(max(sum, 1)), emuWaits(c.id))
 	}
 	r.p("| **sum** | **%s** | | | 100%% | |", fmtDur(ms(sum)))
@@ -245,10 +270,17 @@ func (r *report) emulated() {
 		topSum += c.med
 	}
 	cpu := time.Duration(medianOf(us, func(u bench.Usage) int64 { return int64(u.CPU()) }))
-	r.p("**What bounds it.** The unit's CPU is emulated (%s): its kernel and firmware run several times slower than on the host, and every boot, about %s from power-on to ready on the first, "+
-		"is paid again at each of the run's %d boots, since checks reboot the device, cut its power (SU-09, which runs only here) and scan its raw disk (DP-03, RT-03). "+
+	how := "QEMU ran with " + accel
+	switch accel {
+	case "tcg":
+		how = "the unit's CPU is emulated (QEMU's TCG: no KVM here), so its kernel and firmware run many times slower than on the host"
+	case "kvm":
+		how = "the unit runs under KVM, at close to the host's speed, but as a whole Linux system"
+	}
+	r.p("**What bounds it.** The checks wait on the unit, and %s. Every boot, %s from power-on to ready on the first, "+
+		"is paid again at each of the run's %d boots: checks reboot the device, cut its power and scan its raw disk with the unit stopped. "+
 		"The five slowest checks (%s) take %s, %.0f%% of the sum of the checks (%s). The whole process tree, QEMU included, used %s of CPU in %s of wall time.",
-		accel, fmtDur(fb), nb, strings.Join(top, ", "), fmtDur(ms(topSum)), 100*float64(topSum)/float64(max(sum, 1)), fmtDur(ms(sum)), fmtDur(cpu), fmtDur(wall))
+		how, orNone(fb), nb, strings.Join(top, ", "), fmtDur(ms(topSum)), 100*float64(topSum)/float64(max(sum, 1)), fmtDur(ms(sum)), fmtDur(cpu), fmtDur(wall))
 	r.p("")
 }
 
@@ -261,6 +293,14 @@ func emuWaits(id string) string {
 		return "stops the unit, scans its raw disk image (free blocks included), boots it again"
 	}
 	return checkWaits[id]
+}
+
+// orNone prints d, or "not measured" for 0 (a figure hilt's output did not give).
+func orNone(d time.Duration) string {
+	if d <= 0 {
+		return "not measured"
+	}
+	return fmtDur(d)
 }
 
 // medianInt is the median of vs (0 for none).

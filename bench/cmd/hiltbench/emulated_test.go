@@ -3,9 +3,12 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/hilt-project/hilt/bench"
 )
 
 // TestOneUnitProfile: the copy keeps the first unit only, sits next to the original (its
@@ -60,5 +63,24 @@ func TestOneUnitProfile(t *testing.T) {
 				t.Errorf("the copy is still there after remove: %v", err)
 			}
 		})
+	}
+}
+
+// TestEmulatedSectionAlone renders the emulated section without the simulated runs and
+// with a first boot hilt's output did not give: it says so rather than print zeros.
+func TestEmulatedSectionAlone(t *testing.T) {
+	cfg, err := parseFlags([]string{"-only", "emulated"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hiltRun{Devices: 1, Order: []string{"SU-09"}, Checks: map[string]map[string]int64{"SU-09": {"dev1": 50000}},
+		Verdicts: map[string]int{"pass": 1}}
+	r := &report{Cfg: cfg, Machine: bench.Machine{Cores: 2}, Emu: &emuResult{Profile: "q.yaml", Runs: []emuRun{{hiltRun: h, Boots: 7}}}}
+	md := string(r.markdown())
+	for _, want := range []string{"first boot, from QEMU's start to the firmware's ready line, **not measured**",
+		"the simulated device was not measured", "| SU-09 | 50.00 s | – | – |", "accelerator not named"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the section lacks %q:\n%s", want, md)
+		}
 	}
 }
