@@ -45,7 +45,7 @@ func TestSYNScanPaths(t *testing.T) {
 	// that finds a more specific route to them fails and says so.
 	p := fmt.Sprintf("10.255.%d.", os.Getpid()%250)
 	hostA, routerA, routerB, targetA := p+"1", p+"2", p+"5", p+"6"
-	run := func(args ...string) {
+	run := func(t *testing.T, args ...string) {
 		t.Helper()
 		if out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
@@ -67,23 +67,23 @@ func TestSYNScanPaths(t *testing.T) {
 			}
 		}
 	}
-	run("ip", "netns", "add", router)
-	run("ip", "netns", "add", target)
-	run("ip", "link", "add", hostIf, "type", "veth", "peer", "name", toRouter, "netns", router)
-	run("ip", "link", "add", toTarget, "netns", router, "type", "veth", "peer", "name", targetIf, "netns", target)
-	run("ip", "addr", "add", hostA+"/30", "dev", hostIf)
-	run("ip", "link", "set", hostIf, "up")
-	run("ip", "route", "add", targetA+"/32", "via", routerA, "dev", hostIf)
+	run(t, "ip", "netns", "add", router)
+	run(t, "ip", "netns", "add", target)
+	run(t, "ip", "link", "add", hostIf, "type", "veth", "peer", "name", toRouter, "netns", router)
+	run(t, "ip", "link", "add", toTarget, "netns", router, "type", "veth", "peer", "name", targetIf, "netns", target)
+	run(t, "ip", "addr", "add", hostA+"/30", "dev", hostIf)
+	run(t, "ip", "link", "set", hostIf, "up")
+	run(t, "ip", "route", "add", targetA+"/32", "via", routerA, "dev", hostIf)
 	nsr := []string{"ip", "netns", "exec", router}
-	run(append(nsr, "ip", "addr", "add", routerA+"/30", "dev", toRouter)...)
-	run(append(nsr, "ip", "addr", "add", routerB+"/30", "dev", toTarget)...)
-	run(append(nsr, "ip", "link", "set", toRouter, "up")...)
-	run(append(nsr, "ip", "link", "set", toTarget, "up")...)
-	run(append(nsr, "sysctl", "-qw", "net.ipv4.ip_forward=1")...)
+	run(t, append(nsr, "ip", "addr", "add", routerA+"/30", "dev", toRouter)...)
+	run(t, append(nsr, "ip", "addr", "add", routerB+"/30", "dev", toTarget)...)
+	run(t, append(nsr, "ip", "link", "set", toRouter, "up")...)
+	run(t, append(nsr, "ip", "link", "set", toTarget, "up")...)
+	run(t, append(nsr, "sysctl", "-qw", "net.ipv4.ip_forward=1")...)
 	nst := []string{"ip", "netns", "exec", target}
-	run(append(nst, "ip", "addr", "add", targetA+"/30", "dev", targetIf)...)
-	run(append(nst, "ip", "link", "set", targetIf, "up")...)
-	run(append(nst, "ip", "route", "add", "default", "via", routerB)...)
+	run(t, append(nst, "ip", "addr", "add", targetA+"/30", "dev", targetIf)...)
+	run(t, append(nst, "ip", "link", "set", targetIf, "up")...)
+	run(t, append(nst, "ip", "route", "add", "default", "via", routerB)...)
 
 	// The firewall: the router sends TCP to ports with any of bits 10-15 set (1024 and
 	// up) into an HTB class of 8 bit/s with room for one packet, so that they are dropped
@@ -129,14 +129,14 @@ func TestSYNScanPaths(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, c := range tt.setup {
-				run(c...)
-			}
 			defer func() {
 				for _, c := range tt.undo {
 					exec.Command(c[0], c[1:]...).Run()
 				}
 			}()
+			for _, c := range tt.setup {
+				run(t, c...)
+			}
 			if tt.prime {
 				if c, err := net.DialTimeout("tcp", net.JoinHostPort(targetA, "1024"), 300*time.Millisecond); err == nil {
 					c.Close()

@@ -523,6 +523,10 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 		// The SYNs due again first, then new ones while the window has room: one batch.
 		full := false
 		for len(resend) > 0 {
+			if status[resend[0]] != waiting {
+				resend = resend[1:] // answered meanwhile, to an earlier SYN
+				continue
+			}
 			err := send(int(resend[0]))
 			if busy(err) {
 				full = true
