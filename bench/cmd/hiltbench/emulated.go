@@ -184,25 +184,11 @@ func (r *report) emulated() {
 	r.p("| run | wall | hilt's run time | bench up | first boot to ready | boots | CPU (tree) | peak memory | verdicts | load (1 min) at start |")
 	r.p("|---|---|---|---|---|---|---|---|---|---|")
 	for i, x := range e.Runs {
-		v := fmt.Sprintf("%d pass, %d fail, %d skip, %d error", x.Verdicts["pass"], x.Verdicts["fail"], x.Verdicts["skip"], x.Verdicts["error"])
-		if x.Err != nil {
-			v += "; " + strings.ReplaceAll(x.Err.Error(), "|", "\\|")
-		}
 		r.p("| %d | %s | %s | %s | %s | %d | %s | %s | %s | %.2f |", i+1, fmtDur(x.Usage.Wall), fmtDur(ms(x.RunMS)), orNone(x.BenchUp), orNone(x.FirstBoot), x.Boots,
-			fmtDur(x.Usage.CPU()), fmtMB(peakMem(x.Usage)), v, x.Usage.LoadBefore[0])
+			fmtDur(x.Usage.CPU()), fmtMB(peakMem(x.Usage)), x.verdicts(), x.Usage.LoadBefore[0])
 	}
 	r.p("")
-	for i, x := range e.Runs {
-		if len(x.Failed) == 0 {
-			continue
-		}
-		r.p("Run %d did not pass cleanly:", i+1)
-		r.p("")
-		for _, f := range x.Failed {
-			r.p("- %s", strings.ReplaceAll(f, "|", "\\|"))
-		}
-		r.p("")
-	}
+	r.failures(hs)
 	// Per check, beside the simulated device's.
 	var order []string
 	for _, h := range hs {

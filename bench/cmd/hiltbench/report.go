@@ -286,17 +286,27 @@ func (r *report) runTable(runs []hiltRun) {
 	r.p("| run | wall | hilt's run time | CPU (tree) | peak memory | peak PSS | verdicts | load (1 min) at start |")
 	r.p("|---|---|---|---|---|---|---|---|")
 	for i, h := range runs {
-		v := fmt.Sprintf("%d pass, %d fail, %d skip, %d error", h.Verdicts["pass"], h.Verdicts["fail"], h.Verdicts["skip"], h.Verdicts["error"])
-		switch {
-		case errors.Is(h.Err, bench.ErrExit):
-			v += fmt.Sprintf("; exit %d", h.Usage.ExitCode)
-		case h.Err != nil:
-			v += "; " + strings.ReplaceAll(h.Err.Error(), "|", "\\|")
-		}
 		r.p("| %d | %s | %s | %s | %s | %s | %s | %.2f |", i+1, fmtDur(h.Usage.Wall), fmtDur(ms(h.RunMS)), fmtDur(h.Usage.CPU()),
-			fmtMB(peakMem(h.Usage)), fmtMB(h.Usage.PeakPSS), v, h.Usage.LoadBefore[0])
+			fmtMB(peakMem(h.Usage)), fmtMB(h.Usage.PeakPSS), h.verdicts(), h.Usage.LoadBefore[0])
 	}
 	r.p("")
+	r.failures(runs)
+}
+
+// verdicts counts the run's verdicts and says how it ended, if not well.
+func (h hiltRun) verdicts() string {
+	v := fmt.Sprintf("%d pass, %d fail, %d skip, %d error", h.Verdicts["pass"], h.Verdicts["fail"], h.Verdicts["skip"], h.Verdicts["error"])
+	switch {
+	case errors.Is(h.Err, bench.ErrExit):
+		v += fmt.Sprintf("; exit %d", h.Usage.ExitCode)
+	case h.Err != nil:
+		v += "; " + strings.ReplaceAll(h.Err.Error(), "|", "\\|")
+	}
+	return v
+}
+
+// failures lists the checks that failed or errored in each run that had any.
+func (r *report) failures(runs []hiltRun) {
 	for i, h := range runs {
 		if len(h.Failed) == 0 {
 			continue
