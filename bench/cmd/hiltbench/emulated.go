@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -209,17 +207,7 @@ func (r *report) emulated() {
 	var cs []chk
 	var sum int64
 	for _, id := range order {
-		var vs, ss []int64
-		for _, h := range hs {
-			for _, v := range h.Checks[id] {
-				vs = append(vs, v)
-			}
-		}
-		for _, h := range sim {
-			for _, v := range h.Checks[id] {
-				ss = append(ss, v)
-			}
-		}
+		vs, ss := checkTimes(hs, id), checkTimes(sim, id)
 		c := chk{id: id, med: medianInt(vs)}
 		if len(ss) > 0 {
 			c.sim = medianInt(ss)
@@ -247,14 +235,11 @@ func (r *report) emulated() {
 	}
 	r.p("| **sum** | **%s** | | | 100%% | |", fmtDur(ms(sum)))
 	r.p("")
-	slow := slices.Clone(cs)
-	sort.Slice(slow, func(i, j int) bool { return slow[i].med > slow[j].med })
-	var top []string
-	var topSum int64
-	for _, c := range slow[:min(5, len(slow))] {
-		top = append(top, fmt.Sprintf("%s %s", c.id, fmtDur(ms(c.med))))
-		topSum += c.med
+	var meds []checkMed
+	for _, c := range cs {
+		meds = append(meds, checkMed{c.id, c.med})
 	}
+	top, topSum := slowest(meds, 5)
 	cpu := time.Duration(medianOf(us, func(u bench.Usage) int64 { return int64(u.CPU()) }))
 	how := "QEMU ran with " + accel
 	switch accel {

@@ -139,24 +139,13 @@ func (r *report) baseline() {
 	var cs []chk
 	big := r.biggestFleet()
 	for _, id := range order {
-		var vs []int64
-		for _, h := range runs {
-			for _, ms := range h.Checks[id] {
-				vs = append(vs, ms)
-			}
-		}
+		vs := checkTimes(runs, id)
 		if len(vs) == 0 {
 			continue
 		}
 		c := chk{id: id, med: bench.Median(vs), lo: slices.Min(vs), hi: slices.Max(vs)}
 		if big > 1 {
-			var fv []int64
-			for _, h := range r.fleetRuns(big) {
-				for _, ms := range h.Checks[id] {
-					fv = append(fv, ms)
-				}
-			}
-			c.fleetMed = bench.Median(fv)
+			c.fleetMed = bench.Median(checkTimes(r.fleetRuns(big), id))
 		}
 		sumMed += c.med
 		cs = append(cs, c)
@@ -188,14 +177,11 @@ func (r *report) baseline() {
 	// What bounds it.
 	cpu := time.Duration(medianOf(us, func(u bench.Usage) int64 { return int64(u.CPU()) }))
 	up := bench.Median(benchUps(runs))
-	slow := slices.Clone(cs)
-	sort.Slice(slow, func(i, j int) bool { return slow[i].med > slow[j].med })
-	var top []string
-	var topSum int64
-	for _, c := range slow[:min(5, len(slow))] {
-		top = append(top, fmt.Sprintf("%s %s", c.id, fmtDur(ms(c.med))))
-		topSum += c.med
+	var meds []checkMed
+	for _, c := range cs {
+		meds = append(meds, checkMed{c.id, c.med})
 	}
+	top, topSum := slowest(meds, 5)
 	r.p("**What bounds it.** ")
 	r.p("The whole process tree (hilt, its check process, the device, the broker in hilt's process) used %s of CPU in %s of wall time: %.2f cores busy on average. "+
 		"The run is bound by waiting, not by computing: the checks wait for the device to reboot, for its telemetry, for lockouts to expire and for interfaces to fall silent, one check after another. "+
@@ -242,6 +228,36 @@ func (r *report) startCost(runs []hiltRun) {
 		r.p(" The simulated devices run the hilt executable itself (`hilt __refdev`: no hilt-refdev built with it lay next to it) and re-execute it at every reboot (RAM lost, as on hardware): %d boots in the run (median), so about %s of the devices' CPU is starts.",
 			b, fmtDur(cpu*time.Duration(b)))
 	}
+}
+
+// checkTimes is check id's duration on every device of every run, ms.
+func checkTimes(runs []hiltRun, id string) []int64 {
+	var vs []int64
+	for _, h := range runs {
+		for _, v := range h.Checks[id] {
+			vs = append(vs, v)
+		}
+	}
+	return vs
+}
+
+// checkMed is a check's median duration, ms.
+type checkMed struct {
+	id  string
+	med int64
+}
+
+// slowest names the n slowest checks with their times, slowest first, and sums them.
+func slowest(cs []checkMed, n int) ([]string, int64) {
+	cs = slices.Clone(cs)
+	sort.Slice(cs, func(i, j int) bool { return cs[i].med > cs[j].med })
+	var names []string
+	var sum int64
+	for _, c := range cs[:min(n, len(cs))] {
+		names = append(names, fmt.Sprintf("%s %s", c.id, fmtDur(ms(c.med))))
+		sum += c.med
+	}
+	return names, sum
 }
 
 func boolInt(b bool) int {
@@ -432,17 +448,7 @@ func (r *report) fleet() {
 	}
 	var gs []grow
 	for _, id := range one[0].Order {
-		var a, b []int64
-		for _, h := range one {
-			for _, v := range h.Checks[id] {
-				a = append(a, v)
-			}
-		}
-		for _, h := range runs {
-			for _, v := range h.Checks[id] {
-				b = append(b, v)
-			}
-		}
+		a, b := checkTimes(one, id), checkTimes(runs, id)
 		if len(a) > 0 && len(b) > 0 {
 			gs = append(gs, grow{id, bench.Median(a), bench.Median(b)})
 		}
