@@ -79,7 +79,8 @@ var _ unitPower = (*emu.Bench)(nil)
 // unitStats counts what the control socket did to one unit.
 type unitStats struct {
 	powerCuts, scans int
-	restarts         time.Duration // the restarts' time from power-on to ready, summed
+	readyRestarts    int           // restarts by the harness that reached the ready line
+	restarts         time.Duration // their time from power-on to ready, summed
 	failedRestarts   int
 }
 
@@ -305,7 +306,7 @@ func (s *benchControl) restart(ctx context.Context, name, why string) error {
 		return err
 	}
 	u, _ := s.bench.Unit(name)
-	s.count(name, func(st *unitStats) { st.restarts += u.LastBoot })
+	s.count(name, func(st *unitStats) { st.readyRestarts++; st.restarts += u.LastBoot })
 	s.logf("%s: ready %v after power-on (%s)", name, u.LastBoot.Round(time.Millisecond), why)
 	return nil
 }

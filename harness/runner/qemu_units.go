@@ -295,10 +295,11 @@ func (q *qemuRun) report() {
 		if q.ctl != nil {
 			st := q.ctl.statsOf(u.Name)
 			if st.powerCuts > 0 || st.scans > 0 {
-				line += fmt.Sprintf(" (%d after power cuts, %d after storage scans: %s from power-on to ready in all",
-					st.powerCuts, st.scans, st.restarts.Round(time.Second))
+				// The restarts that got ready are among the boots counted above.
+				line += fmt.Sprintf(" (%d power cuts, %d storage scans; %d restarts after them ready, %s from power-on to ready in all",
+					st.powerCuts, st.scans, st.readyRestarts, st.restarts.Round(time.Second))
 				if st.failedRestarts > 0 {
-					line += fmt.Sprintf("; %d did not get ready", st.failedRestarts)
+					line += fmt.Sprintf("; %d restarts not ready", st.failedRestarts)
 				}
 				line += ")"
 			}
