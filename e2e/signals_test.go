@@ -887,7 +887,8 @@ func TestConcurrentRuns(t *testing.T) {
 
 // qemuKilled kills the QEMU of one emulated unit mid-run: the run ends within its
 // timeouts, that unit's checks still to run are errors (none fails, none passes after the
-// kill), the other unit's pass, the reports are written, the exit code is 2, and no tap,
+// kill), the other unit's pass, the reports are written and their errors say that the
+// unit's QEMU was killed, the exit code is 2, and no tap,
 // QEMU, folder or disk image of the run is left.
 func qemuKilled(t *testing.T) {
 	// The profile's own boot timeout: the first boot of both units runs beside the other
@@ -929,6 +930,14 @@ func qemuKilled(t *testing.T) {
 	}
 	if dev1Errors == 0 {
 		t.Errorf("no check of dev1 errored after its QEMU was killed:\n%s", rep.describe())
+	}
+	// The report says why: the bench saw dev1's QEMU die, and names it.
+	said := false
+	for _, e := range rep.Run.Errors {
+		said = said || strings.Contains(e, "dev1: QEMU exited on its own") && strings.Contains(e, "killed or crashed")
+	}
+	if !said {
+		t.Errorf("the run's errors %q do not say that dev1's QEMU was killed", rep.Run.Errors)
 	}
 	if left := leftovers(t, r); len(left) > 0 {
 		t.Errorf("the run left:\n  %s", strings.Join(left, "\n  "))

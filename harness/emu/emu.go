@@ -136,6 +136,32 @@ type Unit struct {
 	Running bool
 	// CommandLine is the latest QEMU command line, to reproduce the unit by hand.
 	CommandLine string
+	// Exits lists the times the unit's QEMU exited on its own, oldest first: neither a
+	// guest reboot (the bench boots it again) nor an exit the harness caused. The unit
+	// stayed off after each.
+	Exits []Exit
+}
+
+// Exit is one exit of a unit's QEMU that nobody on the harness's side asked for.
+type Exit struct {
+	At time.Time
+	// Reason is QEMU's shutdown reason ("guest-shutdown": the guest powered itself off;
+	// "guest-panic", "host-signal", ...), or "" when QEMU sent none: it was killed or
+	// crashed.
+	Reason string
+}
+
+// Killed says whether the exit came from outside the guest: QEMU killed, crashed or
+// signalled. Such an exit is the bench's failure, not the device's behaviour.
+func (e Exit) Killed() bool { return e.Reason == "" || e.Reason == "host-signal" }
+
+// String says when and why, as the bench's log does.
+func (e Exit) String() string {
+	why := e.Reason
+	if why == "" {
+		why = "no shutdown event: killed or crashed"
+	}
+	return fmt.Sprintf("QEMU exited on its own at %s (%s)", e.At.Format("15:04:05"), why)
 }
 
 // Bench is a running emulated bench.

@@ -259,6 +259,30 @@ func TestBench(t *testing.T) {
 		}
 	})
 
+	t.Run("a QEMU killed from outside is recorded, the harness's own exits are not", func(t *testing.T) {
+		if got, _ := b.Unit(u.Name); len(got.Exits) > 0 {
+			t.Errorf("%s: exits %v after a power cut and a scan, which the harness made", u.Name, got.Exits)
+		}
+		other := units[1].Name
+		ou, err := b.unit(other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ou.currentVM().Kill() // SIGKILL, as an OOM killer or a person would
+		deadline := time.Now().Add(10 * time.Second)
+		got, _ := b.Unit(other)
+		for len(got.Exits) == 0 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond) // the watcher records the exit; bounded by deadline
+			got, _ = b.Unit(other)
+		}
+		if len(got.Exits) != 1 || !got.Exits[0].Killed() || got.Running {
+			t.Fatalf("%s after its QEMU was killed: exits %v, running %v; want one exit, killed, and the unit off", other, got.Exits, got.Running)
+		}
+		if s := got.Exits[0].String(); !strings.Contains(s, "killed or crashed") {
+			t.Errorf("exit reads %q, want it to say killed or crashed", s)
+		}
+	})
+
 	t.Run("close removes everything", func(t *testing.T) {
 		dir := b.Dir()
 		if err := b.Close(); err != nil {

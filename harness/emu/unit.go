@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -67,6 +68,7 @@ type unit struct {
 	firstBoot time.Duration
 	lastBoot  time.Duration
 	cmdline   string
+	exits     []Exit
 }
 
 func (u *unit) info() Unit {
@@ -90,6 +92,7 @@ func (u *unit) info() Unit {
 		LastBoot:      u.lastBoot,
 		Running:       u.vm != nil,
 		CommandLine:   u.cmdline,
+		Exits:         slices.Clone(u.exits),
 	}
 }
 
@@ -262,10 +265,11 @@ func (u *unit) watch(vm *qemu.VM) {
 	// reset button (QMP system_reset), which -no-reboot also turns into an exit.
 	if reason != "guest-reset" && reason != "host-qmp-system-reset" {
 		u.opMu.Unlock()
-		if reason == "" {
-			reason = "no shutdown event: killed or crashed"
-		}
-		u.logf("QEMU exited on its own (%s): %v; last console lines:\n  %s", reason, werr, strings.Join(vm.ConsoleTail(5), "\n  "))
+		e := Exit{At: time.Now(), Reason: reason}
+		u.mu.Lock()
+		u.exits = append(u.exits, e)
+		u.mu.Unlock()
+		u.logf("%v: %v; last console lines:\n  %s", e, werr, strings.Join(vm.ConsoleTail(5), "\n  "))
 		return
 	}
 	u.logf("the guest rebooted (%s): QEMU exited (-no-reboot); booting the unit in a new QEMU", reason)

@@ -13,8 +13,9 @@ import (
 // StartEmulated boots the emulated units a qemu profile describes, with their broker and
 // control socket, exactly as hilt run does before its checks, for a person to explore by
 // hand (hilt qemu). It returns the runtime profile (its Path is valid while the bench runs)
-// and stop, which kills the units, removes what the bench
-// made and says per unit how it booted; the bench log and console logs stay in o.Out/.hilt.
+// and stop, which kills the units, removes what the bench made and says per unit how it
+// booted, and which QEMU was killed or crashed meanwhile; the bench log and console logs
+// stay in o.Out/.hilt.
 func StartEmulated(ctx context.Context, o Options, profilePath string) (*profile.Profile, func(), error) {
 	if o.Stdout == nil {
 		o.Stdout = io.Discard
@@ -37,5 +38,9 @@ func StartEmulated(ctx context.Context, o Options, profilePath string) (*profile
 		}
 		return nil, nil, err
 	}
-	return p, stop, nil
+	return p, func() {
+		for _, err := range stop() {
+			fmt.Fprintf(o.Stdout, "hilt: %v\n", err)
+		}
+	}, nil
 }

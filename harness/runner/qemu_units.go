@@ -48,7 +48,7 @@ type qemuRun struct {
 // their own (embedded, or a private Mosquitto with --mosquitto), writes the runtime
 // profile into the bench's folder and serves the bench's control socket to the check
 // processes. stop kills the units and removes what the bench made.
-func startQEMU(ctx context.Context, o Options, static *profile.Profile) (*profile.Profile, func(), error) {
+func startQEMU(ctx context.Context, o Options, static *profile.Profile) (*profile.Profile, func() []error, error) {
 	if err := qemuPreflight(o); err != nil {
 		return nil, nil, err
 	}
@@ -252,15 +252,20 @@ func (q *qemuRun) writeProfile(static *profile.Profile, sock string) (string, er
 }
 
 // stop kills the units, stops the broker and the control socket, says what the bench did,
-// keeps each unit's console log beside the bench log, and removes the bench's folder.
-func (q *qemuRun) stop() {
+// keeps each unit's console log beside the bench log, and removes the bench's folder. It
+// returns an error for each time a unit's QEMU was killed or crashed during the run: that
+// unit's checks after it are errors, and the run must say why.
+func (q *qemuRun) stop() []error {
 	if q.cancel != nil {
 		q.cancel()
 	}
 	if q.ctl != nil {
 		q.ctl.close()
 	}
+	var errs []error
 	if q.bench != nil {
+		// Before Close: the exits its teardown causes are not the units' own.
+		errs = q.unitExits()
 		// Now, in case the teardown below hangs (hilt run then stops waiting for it), and
 		// again in report, with what the units printed until they were killed.
 		q.keepConsoles()
@@ -279,6 +284,26 @@ func (q *qemuRun) stop() {
 	}
 	q.log.Close()
 	os.RemoveAll(q.dir)
+	return errs
+}
+
+// unitExits reports the units whose QEMU exited on its own during the run and stayed off.
+// A guest that powered itself off or panicked did so as the device: a line here, and the
+// checks judge it. QEMU killed, crashed or signalled is the bench failing: an error naming
+// the unit and its console log.
+func (q *qemuRun) unitExits() []error {
+	var errs []error
+	for _, u := range q.bench.Units() {
+		for _, e := range u.Exits {
+			if !e.Killed() {
+				fmt.Fprintf(q.stdout, "emulated bench: %s: %v; the unit stayed off\n", u.Name, e)
+				continue
+			}
+			errs = append(errs, fmt.Errorf("emulated bench: %s: %v, and the unit stayed off: its checks after that could not reach it (its console: %s)",
+				u.Name, e, filepath.Join(q.out, u.Name+".console.log")))
+		}
+	}
+	return errs
 }
 
 // report says per unit how often it booted and what the checks did to it, and keeps its

@@ -49,9 +49,9 @@ type Options struct {
 	TeardownLimit time.Duration
 
 	// Stand-ins for tests of this package; zero values mean the real thing.
-	startUnits    func(context.Context, Options) (*profile.Profile, func(), error) // units
-	cleanStale    func(context.Context, io.Writer)                                 // removeStale
-	progressDrain time.Duration                                                    // defaultProgressDrain
+	startUnits    func(context.Context, Options) (*profile.Profile, func() []error, error) // units
+	cleanStale    func(context.Context, io.Writer)                                         // removeStale
+	progressDrain time.Duration                                                            // defaultProgressDrain
 }
 
 // defaultProgressDrain bounds the wait for a check process's last progress lines after it
@@ -142,8 +142,10 @@ func runAll(ctx context.Context, o Options, run *reports.Run, secrets *[]string)
 			if limit <= 0 {
 				limit = DefaultTeardownLimit
 			}
-			if terr := stopWithin(stop, limit, stacks); terr != nil {
-				benchOut.shut()
+			for _, terr := range stopWithin(stop, limit, stacks) {
+				if errors.Is(terr, ErrTeardown) {
+					benchOut.shut() // the teardown goes on; its lines must not land in the summary
+				}
 				fmt.Fprintf(o.Stdout, "hilt: %v\n", terr)
 				run.Errors = append(run.Errors, terr.Error())
 			}
@@ -175,8 +177,9 @@ func runAll(ctx context.Context, o Options, run *reports.Run, secrets *[]string)
 	return nil
 }
 
-// units returns the profile to test, starting the units hilt owns; stop releases them.
-func units(ctx context.Context, o Options) (*profile.Profile, func(), error) {
+// units returns the profile to test, starting the units hilt owns; stop releases them and
+// returns what went wrong with the bench while the checks ran.
+func units(ctx context.Context, o Options) (*profile.Profile, func() []error, error) {
 	n, backend := o.Devices, profile.BackendSim
 	var static *profile.Profile
 	if o.Device != "" {
@@ -205,12 +208,13 @@ func units(ctx context.Context, o Options) (*profile.Profile, func(), error) {
 	// so that a later run removes it if this one is killed; Close removes it.
 	bo.Devices, bo.Flaws, bo.Dir, bo.KeepDir, bo.Exe, bo.Log = n, o.Flaws, "", false, o.Exe, prefixWriter(o.Stdout, "  bench: ")
 	b, err := sim.Start(ctx, bo)
-	stop := func() {
+	stop := func() []error {
 		if b != nil {
 			if err := b.Close(); err != nil {
 				fmt.Fprintf(o.Stdout, "hilt: stop the simulated bench: %v\n", err)
 			}
 		}
+		return nil
 	}
 	if err != nil {
 		return nil, stop, fmt.Errorf("simulated bench: %w", err)

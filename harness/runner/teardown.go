@@ -23,23 +23,21 @@ const teardownStacks = "teardown-stacks.txt"
 // ErrTeardown is wrapped by the run error of a bench that did not stop in time.
 var ErrTeardown = errors.New("the bench did not stop")
 
-// stopWithin calls stop and waits for it at most limit. If stop has not returned by then,
+// stopWithin calls stop and waits for it at most limit; it returns what stop returns: what
+// went wrong with the bench during the run, found as it stopped. If stop has not returned by then,
 // it writes the stacks of every goroutine to stacks (what the teardown waits on, for a bug
 // report) and returns an error wrapping ErrTeardown that says so; stop goes on in the
 // background, and whatever it leaves when the process exits (units, links, folders) the
 // next run removes as a dead run's. The process's children die with it: QEMU and the
 // simulated devices have SIGKILL as their parent-death signal.
-func stopWithin(stop func(), limit time.Duration, stacks string) error {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		stop()
-	}()
+func stopWithin(stop func() []error, limit time.Duration, stacks string) []error {
+	done := make(chan []error, 1)
+	go func() { done <- stop() }()
 	t := time.NewTimer(limit)
 	defer t.Stop()
 	select {
-	case <-done:
-		return nil
+	case errs := <-done:
+		return errs
 	case <-t.C:
 	}
 	var where string
@@ -48,8 +46,8 @@ func stopWithin(stop func(), limit time.Duration, stacks string) error {
 	} else {
 		where = fmt.Sprintf("; what it waits on: %s", stacks)
 	}
-	return fmt.Errorf("%w within %v: the reports are written without waiting for it, and the next run removes what it left%s",
-		ErrTeardown, limit, where)
+	return []error{fmt.Errorf("%w within %v: the reports are written without waiting for it, and the next run removes what it left%s",
+		ErrTeardown, limit, where)}
 }
 
 // writeStacks writes every goroutine's stack to path.

@@ -39,28 +39,35 @@ func within(t *testing.T, d time.Duration, f func()) {
 func TestStopWithin(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
+	unitDied := errors.New("dev1: QEMU exited on its own")
 	tests := []struct {
 		name    string
-		stop    func()
-		wantErr bool
+		stop    func() []error
+		wantErr error // nil: none; ErrTeardown: the stuck teardown's
 	}{
-		{"stops in time", func() {}, false},
-		{"stuck", func() { stuckTeardown(release) }, true},
+		{"stops in time", func() []error { return nil }, nil},
+		{"stops in time, with what went wrong", func() []error { return []error{unitDied} }, unitDied},
+		{"stuck", func() []error { stuckTeardown(release); return nil }, ErrTeardown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			stacks := filepath.Join(t.TempDir(), "stacks.txt")
-			var err error
-			within(t, 10*time.Second, func() { err = stopWithin(tt.stop, 200*time.Millisecond, stacks) })
-			if got := err != nil; got != tt.wantErr {
-				t.Fatalf("stopWithin: %v, want an error: %v", err, tt.wantErr)
+			var errs []error
+			within(t, 10*time.Second, func() { errs = stopWithin(tt.stop, 200*time.Millisecond, stacks) })
+			if tt.wantErr == nil {
+				if len(errs) > 0 {
+					t.Fatalf("stopWithin: %v, want no error", errs)
+				}
+			} else if len(errs) != 1 || !errors.Is(errs[0], tt.wantErr) {
+				t.Fatalf("stopWithin: %v, want the one error %v", errs, tt.wantErr)
 			}
-			if !tt.wantErr {
+			if tt.wantErr != ErrTeardown {
 				if _, err := os.Stat(stacks); !errors.Is(err, os.ErrNotExist) {
 					t.Errorf("stacks written for a bench that stopped: %v", err)
 				}
 				return
 			}
+			err := errs[0]
 			if !errors.Is(err, ErrTeardown) || !strings.Contains(err.Error(), stacks) {
 				t.Errorf("error %q: want ErrTeardown naming %s", err, stacks)
 			}
@@ -106,11 +113,12 @@ func TestRunStuckTeardown(t *testing.T) {
 		}),
 		TeardownLimit: 300 * time.Millisecond,
 		cleanStale:    func(context.Context, io.Writer) {},
-		startUnits: func(_ context.Context, bo Options) (*profile.Profile, func(), error) {
-			return &profile.Profile{}, func() {
+		startUnits: func(_ context.Context, bo Options) (*profile.Profile, func() []error, error) {
+			return &profile.Profile{}, func() []error {
 				stopped.Store(true)
 				stuckTeardown(release)
 				fmt.Fprintln(bo.Stdout, "the bench stopped, late")
+				return nil
 			}, nil
 		},
 	}
@@ -158,12 +166,44 @@ func TestRunStaleStacksRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := Options{Out: dir, Exe: os.Args[0], cleanStale: func(context.Context, io.Writer) {},
-		startUnits: func(context.Context, Options) (*profile.Profile, func(), error) {
-			return &profile.Profile{}, func() {}, nil
+		startUnits: func(context.Context, Options) (*profile.Profile, func() []error, error) {
+			return &profile.Profile{}, func() []error { return nil }, nil
 		}}
 	within(t, 10*time.Second, func() { Run(t.Context(), o) })
 	if _, err := os.Stat(stacks); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s: %v, want it removed", stacks, err)
+	}
+}
+
+// TestRunBenchErrors: what the bench's stop reports going wrong during the run (an
+// emulated unit's QEMU killed) is a harness error of the run, in its reports and exit code,
+// and the bench's lines are not cut off for it.
+func TestRunBenchErrors(t *testing.T) {
+	dir := t.TempDir()
+	var out strings.Builder
+	died := "emulated bench: dev1: QEMU exited on its own at 04:15:02 (no shutdown event: killed or crashed)"
+	o := Options{Out: dir, Exe: os.Args[0], Stdout: &out, cleanStale: func(context.Context, io.Writer) {},
+		startUnits: func(_ context.Context, bo Options) (*profile.Profile, func() []error, error) {
+			return &profile.Profile{}, func() []error {
+				fmt.Fprintln(bo.Stdout, "emulated bench: up 1m0s")
+				return []error{errors.New(died)}
+			}, nil
+		}}
+	var run *reports.Run
+	var code int
+	within(t, 10*time.Second, func() { run, code = Run(t.Context(), o) })
+	if code != 2 {
+		t.Errorf("exit code %d, want 2", code)
+	}
+	if len(run.Errors) != 1 || run.Errors[0] != died {
+		t.Errorf("run errors %q, want [%q]", run.Errors, died)
+	}
+	if !strings.Contains(out.String(), "emulated bench: up 1m0s") {
+		t.Errorf("the bench's last line is missing from the output:\n%s", out.String())
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "compliance.md"))
+	if err != nil || !strings.Contains(string(b), died) {
+		t.Errorf("compliance.md (%v) does not say what went wrong with the bench", err)
 	}
 }
 
