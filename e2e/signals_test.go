@@ -944,6 +944,62 @@ func qemuKilled(t *testing.T) {
 	}
 }
 
+// TestDeviceKilledMidRun SIGKILLs one simulated device's process while its checks run: its
+// check in progress ends within its own timeouts, the next one finds that the unit does not
+// answer within the boot timeout, and every check after that is an error at once that says
+// so, instead of each waiting out its own timeouts on a unit that is gone. The run's errors
+// name the device that died, the exit code is 2, and the other unit's checks all pass.
+func TestDeviceKilledMidRun(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	r := startHilt(t, "run", "--devices", "2")
+	r.waitFor(t, regexp.MustCompile(`(?m)^running \d+ checks`), outputWait)
+	r.waitFor(t, regexp.MustCompile(`(?m)^  dev1\s+CS-02\s`), outputWait)
+	var dev int
+	for _, p := range sigChildrenOf(r.cmd.Process.Pid) {
+		if cl := sigCmdline(p); strings.Contains(cl, "__refdev") && strings.Contains(cl, "/dev1/") {
+			dev = p
+		}
+	}
+	if dev == 0 {
+		t.Fatalf("no device process of dev1 among the children of hilt run %d", r.cmd.Process.Pid)
+	}
+	killed := time.Now()
+	if err := syscall.Kill(dev, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// The check in progress may wait out a boot timeout (30 s) and the next one another
+	// before the unit is given up; the ~25 checks left would take many minutes otherwise.
+	code, took := r.wait(t, 4*time.Minute, killed)
+	t.Logf("dev1's device process killed: the run ended %v later with exit %d", took.Round(time.Second), code)
+	if code != 2 {
+		t.Errorf("exit %d, want 2\n%s", code, lastLines(r.out.String(), 40))
+	}
+	rep := r.report(t)
+	lost := 0
+	for _, c := range rep.Checks {
+		switch {
+		case c.Device == "dev2" && c.Verdict != "pass" && c.Verdict != "skip":
+			t.Errorf("dev2 %s: %s (%s); the other unit's checks must pass", c.ID, c.Verdict, c.Reason)
+		case c.Device == "dev1" && strings.Contains(c.Reason, "the unit is lost to this run"):
+			lost++
+			if c.Verdict != "error" {
+				t.Errorf("dev1 %s: %s, want error: %s", c.ID, c.Verdict, c.Reason)
+			}
+		}
+	}
+	if lost < 5 {
+		t.Errorf("%d checks of dev1 say that the unit is lost, want most of those after the kill:\n%s", lost, rep.describe())
+	}
+	said := false
+	for _, e := range rep.Run.Errors {
+		said = said || strings.Contains(e, "simulated bench: dev1") && strings.Contains(e, "signal: killed")
+	}
+	if !said {
+		t.Errorf("the run's errors %q do not say that dev1's device process was killed", rep.Run.Errors)
+	}
+}
+
 // childrenOf returns the PIDs whose parent is pid.
 func sigChildrenOf(pid int) []int {
 	ents, _ := os.ReadDir("/proc")

@@ -50,6 +50,12 @@ type Env struct {
 	// Secrets are strings that must never appear unredacted in reports.
 	Secrets []string
 	Log     io.Writer
+
+	// notPassed is the ID of the check that ended last, when it did not pass: the next
+	// check first makes sure that the unit still answers. lost, once set, says that it did
+	// not: the checks after that are not run.
+	notPassed string
+	lost      string
 }
 
 // Verdict report entries: a failed spec carrying EntryVerdict=error is an infrastructure
@@ -84,9 +90,41 @@ func (e *Env) check(id string, body func(ctx SpecContext, c *C), extra ...any) {
 		if reason, ok := e.notApplicable(chk); ok {
 			Skip(reason)
 		}
+		if lost := e.stillThere(ctx); lost != "" {
+			c.Errorf("not run: %s", lost)
+		}
 		body(ctx, c)
 	})
 	It(id+" "+chk.Title, args...)
+}
+
+// ended records how the check id ended, for the next check's stillThere.
+func (e *Env) ended(id string, passed bool) {
+	e.notPassed = ""
+	if !passed {
+		e.notPassed = id
+	}
+}
+
+// stillThere returns why the unit cannot be tested any more, or "". A check that did not
+// pass may have left the unit dead (a QEMU killed, a device that never booted again after
+// an update): its console must then answer within the boot timeout, or the unit is lost and
+// every check after it is an error at once, instead of each waiting out its own timeouts on
+// a unit that is gone.
+func (e *Env) stillThere(ctx SpecContext) string {
+	if e.lost != "" || e.notPassed == "" {
+		return e.lost
+	}
+	after := e.notPassed
+	e.notPassed = ""
+	begin := time.Now()
+	err := e.S.AwaitAnswer(ctx)
+	if err == nil || !session.Gone(err) || ctx.Err() != nil {
+		return ""
+	}
+	e.lost = fmt.Sprintf("%s gave no answer on its console for %v after %s, which did not pass (checked at %s): the unit is lost to this run, and the checks after it are not run: %v",
+		e.S.Name, time.Since(begin).Round(time.Second), after, begin.Format("15:04:05"), err)
+	return e.lost
 }
 
 func (e *Env) notApplicable(chk catalog.Check) (string, bool) {

@@ -209,12 +209,20 @@ func units(ctx context.Context, o Options) (*profile.Profile, func() []error, er
 	bo.Devices, bo.Flaws, bo.Dir, bo.KeepDir, bo.Exe, bo.Log = n, o.Flaws, "", false, o.Exe, prefixWriter(o.Stdout, "  bench: ")
 	b, err := sim.Start(ctx, bo)
 	stop := func() []error {
-		if b != nil {
-			if err := b.Close(); err != nil {
-				fmt.Fprintf(o.Stdout, "hilt: stop the simulated bench: %v\n", err)
-			}
+		if b == nil {
+			return nil
 		}
-		return nil
+		var errs []error
+		// Before Close, which stops the devices itself. A simulated device's process ends
+		// only when it is stopped (it reboots by re-executing itself): one that exited on
+		// its own was killed or crashed, and its checks after that could not reach it.
+		if err := b.Err(); err != nil {
+			errs = append(errs, fmt.Errorf("simulated bench: %w; the unit stayed off: its checks after that could not reach it", err))
+		}
+		if err := b.Close(); err != nil {
+			fmt.Fprintf(o.Stdout, "hilt: stop the simulated bench: %v\n", err)
+		}
+		return errs
 	}
 	if err != nil {
 		return nil, stop, fmt.Errorf("simulated bench: %w", err)

@@ -108,11 +108,24 @@ func untilAnswer(ctx context.Context, limit time.Duration, fn func(context.Conte
 		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
 		err := fn(cctx)
 		ccancel()
-		if err == nil || !(errors.Is(err, agent.ErrNoAnswer) || agent.LinkLost(err)) || ctx.Err() != nil {
+		if err == nil || !Gone(err) || ctx.Err() != nil {
 			return err
 		}
 	}
 }
+
+// AwaitAnswer waits until the unit answers a ping on its console, for up to the profile's
+// boot timeout (it may be booting). An error for which Gone is true means that it gave no
+// answer in all that time.
+func (s *Session) AwaitAnswer(ctx context.Context) error {
+	return untilAnswer(ctx, s.Profile.Timeouts.Boot.Duration, func(ctx context.Context) error {
+		return agent.Call(ctx, s.Console, nil, "ping", nil, nil)
+	})
+}
+
+// Gone reports whether err, from AwaitAnswer, says that the unit gave no answer, rather
+// than answering with an error of its own.
+func Gone(err error) bool { return errors.Is(err, agent.ErrNoAnswer) || agent.LinkLost(err) }
 
 // Open connects to the named unit of a profile.
 func Open(ctx context.Context, p *profile.Profile, name string, opts ...Option) (_ *Session, err error) {
@@ -144,9 +157,7 @@ func Open(ctx context.Context, p *profile.Profile, name string, opts ...Option) 
 		if s.Key == nil {
 			return nil, fmt.Errorf("%s: the identity key %q is not a base64 ed25519 key", name, pin.PubKey)
 		}
-	} else if err := untilAnswer(ctx, p.Timeouts.Boot.Duration, func(ctx context.Context) error {
-		return agent.Call(ctx, s.Console, nil, "ping", nil, nil)
-	}); err != nil {
+	} else if err := s.AwaitAnswer(ctx); err != nil {
 		return nil, fmt.Errorf("%s: console does not answer: %w", name, err)
 	}
 	s.Mgmt = agent.NewMgmt(name, agent.HostPort(in.Address, mgmtPort(s.Decl)), agent.WithPin(s.Key))
