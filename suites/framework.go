@@ -17,6 +17,7 @@ import (
 	"github.com/hilt-project/hilt/harness/agent"
 	"github.com/hilt-project/hilt/harness/catalog"
 	"github.com/hilt-project/hilt/harness/session"
+	"github.com/hilt-project/hilt/reports"
 )
 
 // Backend is what a check can ask of whoever runs the unit, beyond its own interfaces:
@@ -51,9 +52,10 @@ type Env struct {
 	Secrets []string
 	Log     io.Writer
 
-	// notPassed is the ID of the check that ended last, when it did not pass: the next
-	// check first makes sure that the unit still answers. lost, once set, says that it did
-	// not: the checks after that are not run.
+	// notPassed is the ID of the last check that neither passed nor was skipped, until one
+	// passes (a skipped check never touched the unit): the next check first makes sure that
+	// the unit still answers. lost, once set, says that it did not: the checks after that
+	// are not run.
 	notPassed string
 	lost      string
 }
@@ -98,10 +100,15 @@ func (e *Env) check(id string, body func(ctx SpecContext, c *C), extra ...any) {
 	It(id+" "+chk.Title, args...)
 }
 
-// ended records how the check id ended, for the next check's stillThere.
-func (e *Env) ended(id string, passed bool) {
-	e.notPassed = ""
-	if !passed {
+// ended records how the check id ended, for the next check's stillThere. A pass clears the
+// mark; a skip leaves it as it was, since a skipped check never touched the unit and so says
+// nothing about whether it still answers; any other verdict sets it.
+func (e *Env) ended(id string, v reports.Verdict) {
+	switch v {
+	case reports.Pass:
+		e.notPassed = ""
+	case reports.Skip:
+	default:
 		e.notPassed = id
 	}
 }

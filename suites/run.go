@@ -44,7 +44,7 @@ func Run(ctx context.Context, env *Env, cfg Config) ([]reports.CheckResult, erro
 			return // not selected by the label filter: not part of this run
 		}
 		cr := env.convert(r)
-		env.ended(cr.ID, cr.Verdict == reports.Pass || cr.Verdict == reports.Skip)
+		env.ended(cr.ID, cr.Verdict)
 		results = append(results, cr)
 		if cfg.Progress != nil {
 			fmt.Fprintf(cfg.Progress, "%s %s %s %.2f\n", env.S.Name, cr.ID, cr.Verdict, r.RunTime.Seconds())
