@@ -18,8 +18,9 @@
 // included, is lost while every write the guest had handed to its virtual disk stays. Disks
 // use cache=writeback: the guest's flushes reach the host file.
 //
-// The accelerator is KVM when /dev/kvm can be opened, TCG otherwise (boot to a ready device
-// takes about 4 s under TCG on one core). CreateTap and MakeExt4 make the host-side network
+// The accelerator is KVM when /dev/kvm can be opened and hardware KVM (kvm_intel or
+// kvm_amd) is behind it, TCG otherwise (boot to a ready device takes about 4 s under TCG on
+// one core); HostAccel says which and why. CreateTap and MakeExt4 make the host-side network
 // link and disk images; they need root (CAP_NET_ADMIN), iproute2 and e2fsprogs.
 //
 // Tests boot a real guest: they need qemu-system-x86_64 (Debian package qemu-system-x86) and

@@ -468,14 +468,44 @@ func (o *Options) commandLine(accel, qmpSock string) []string {
 // escapeOpt doubles commas, QEMU's escape inside an option value.
 func escapeOpt(s string) string { return strings.ReplaceAll(s, ",", ",,") }
 
-// Accel is the accelerator this host offers: "kvm" when /dev/kvm can be opened, else "tcg".
+// Accel is the accelerator this host offers: "kvm" or "tcg" (HostAccel says why).
 func Accel() string {
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	a, _ := HostAccel()
+	return a
+}
+
+// HostAccel returns the accelerator this host offers, and when it is "tcg", why not KVM.
+// KVM needs /dev/kvm to open and hardware virtualization behind it (the kvm_intel or
+// kvm_amd module). A /dev/kvm without either is not enough: kvm_pvm, for one, serves a
+// host without VMX, but only guests whose kernel is built for it, and QEMU with a stock
+// guest kernel aborts on it ("failed to set MSR") or hangs before the first console line.
+func HostAccel() (accel, why string) {
+	return hostAccel("/dev/kvm", "/sys/module")
+}
+
+// hostAccel is HostAccel with the device and the kernel's module folder as arguments.
+func hostAccel(dev, modules string) (accel, why string) {
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
 	if err != nil {
-		return "tcg"
+		return "tcg", fmt.Sprintf("no KVM: %v", err)
 	}
 	f.Close()
-	return "kvm"
+	for _, m := range []string{"kvm_intel", "kvm_amd"} {
+		if _, err := os.Stat(filepath.Join(modules, m)); err == nil {
+			return "kvm", ""
+		}
+	}
+	var others []string
+	if ms, err := filepath.Glob(filepath.Join(modules, "kvm_*")); err == nil {
+		for _, m := range ms {
+			others = append(others, filepath.Base(m))
+		}
+	}
+	loaded := "no KVM vendor module loaded"
+	if len(others) > 0 {
+		loaded = strings.Join(others, ", ") + " loaded"
+	}
+	return "tcg", fmt.Sprintf("%s is not hardware KVM (%s, neither kvm_intel nor kvm_amd): a stock guest kernel does not run on it", dev, loaded)
 }
 
 // RandomMAC returns a random unicast, locally administered MAC address in QEMU's 52:54:00

@@ -84,6 +84,44 @@ func containsRun(args, run []string) bool {
 	return false
 }
 
+// TestHostAccel holds the choice of accelerator to what backs /dev/kvm: only hardware KVM
+// runs the stock guest kernel.
+func TestHostAccel(t *testing.T) {
+	tests := []struct {
+		name    string
+		dev     bool
+		modules []string
+		want    string
+		why     string // in the reason, when tcg
+	}{
+		{"no /dev/kvm", false, []string{"kvm", "kvm_intel"}, "tcg", "no KVM: "},
+		{"intel", true, []string{"kvm", "kvm_intel"}, "kvm", ""},
+		{"amd", true, []string{"kvm", "kvm_amd"}, "kvm", ""},
+		{"pvm", true, []string{"kvm", "kvm_pvm"}, "tcg", "(kvm_pvm loaded, neither kvm_intel nor kvm_amd)"},
+		{"no vendor module", true, []string{"kvm"}, "tcg", "(no KVM vendor module loaded,"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			dev, modules := filepath.Join(dir, "kvm"), filepath.Join(dir, "module")
+			if tt.dev {
+				if err := os.WriteFile(dev, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, m := range tt.modules {
+				if err := os.MkdirAll(filepath.Join(modules, m), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			accel, why := hostAccel(dev, modules)
+			if accel != tt.want || !strings.Contains(why, tt.why) || (accel == "kvm") != (why == "") {
+				t.Errorf("hostAccel = %q, %q; want %q with a reason holding %q", accel, why, tt.want, tt.why)
+			}
+		})
+	}
+}
+
 func TestShellQuote(t *testing.T) {
 	tests := []struct {
 		name string

@@ -66,7 +66,11 @@ func startQEMU(ctx context.Context, o Options, static *profile.Profile) (*profil
 	for i, in := range static.Instances {
 		names[i] = in.Name
 	}
-	fmt.Fprintf(o.Stdout, "starting %d emulated unit(s) under QEMU (%s)%s: %s\n", len(names), qemu.Accel(), flawNote(o.Flaws), strings.Join(names, ", "))
+	accel, why := qemu.HostAccel()
+	fmt.Fprintf(o.Stdout, "starting %d emulated unit(s) under QEMU (%s)%s: %s\n", len(names), accel, flawNote(o.Flaws), strings.Join(names, ", "))
+	if why != "" {
+		fmt.Fprintf(o.Stdout, "  QEMU emulates the CPU, many times slower than KVM: %s\n", why)
+	}
 	fmt.Fprintf(o.Stdout, "  bench log: %s\n", logPath)
 
 	p, err := q.start(ctx, o, static)
