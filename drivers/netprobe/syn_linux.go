@@ -476,15 +476,29 @@ type synSlot struct {
 // unreachable device from a silent one.
 var errNoAnswer = errors.New("no answer to any SYN")
 
-// run sends a SYN to every port of cfg, at most a window of them unanswered at a time (up
+// run sends a SYN to every port of cfg, at most a window of them in flight at a time (up
 // to cfg.concurrency; see window), sends each unanswered one again after cfg.dialTimeout
 // (window.tries), and fills states: open (SYN-ACK), closed (RST) or filtered (no answer
-// to any SYN).
+// to any SYN). A SYN is in flight from when it is sent until it is answered or its dial
+// timeout passes; SYNs sent again go first and take their places in the window like new
+// ones.
+//
+// Sends are clocked, as TCP's are by its ACKs: each SYN spends a credit, an answer gives
+// one back, and so does a SYN that expires where the path has never lost one (a
+// firewall's silence). A SYN that expires on a path that drops gives none back: it was
+// probably lost in a full queue, and sending another at once, with every other one lost
+// in the same burst, fills that queue again. The SYNs due again then go out one per
+// answer, at the pace the path drains; a window that grows adds its growth to the
+// credits, and a scan with nothing in flight and no credit left starts again with the
+// smallest window's worth. (Without the clock, a burst lost through a 10 Mbit/s queue of
+// 300 packets came back as the same burst at each try, and a thousand closed ports lost
+// all four tries and were reported filtered.)
 func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState) error {
 	defer wakeOnDone(ctx, s.wake)()
 	const (
-		unsent uint8 = iota
-		waiting
+		unsent  uint8 = iota
+		waiting       // a SYN in flight
+		due           // its SYN unanswered past the dial timeout: in resend
 		done
 	)
 	n := len(cfg.ports)
@@ -495,8 +509,11 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 		byPort[p] = int32(i + 1)
 	}
 	var queue []synSlot
-	var resend []int32 // due for another SYN, which found the interface's queue full
-	head, next, pending, answered := 0, 0, 0, 0
+	var resend []int32 // due for another SYN, oldest first
+	// pending: ports sent a SYN and not settled; inflight: those with a SYN in flight;
+	// credit: how many more SYNs the clock lets go out (see above).
+	head, next, pending, inflight, answered := 0, 0, 0, 0, 0
+	credit := cfg.concurrency
 	start := time.Now()
 	firstAt := make([]time.Duration, n) // when each port's first SYN went out, from start
 	win := newWindow(cfg.concurrency, cfg.dialTimeout, start)
@@ -506,6 +523,8 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 			firstAt[i] = now.Sub(start)
 		}
 		status[i] = waiting
+		inflight++
+		credit--
 		queue = append(queue, synSlot{idx: int32(i), try: tries[i], deadline: now.Add(cfg.dialTimeout)})
 	}
 	send := func(i int) error {
@@ -515,15 +534,16 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 		sentTo(i, time.Now())
 		return nil
 	}
+	room := func() int { return min(win.size-inflight, credit) }
 	fds := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}, {Fd: int32(s.wake), Events: unix.POLLIN}}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		// The SYNs due again first, then new ones while the window has room: one batch.
+		// The SYNs due again first, then new ones, while the window has room: one batch.
 		full := false
-		for len(resend) > 0 {
-			if status[resend[0]] != waiting {
+		for len(resend) > 0 && room() > 0 {
+			if status[resend[0]] != due {
 				resend = resend[1:] // answered meanwhile, to an earlier SYN
 				continue
 			}
@@ -537,7 +557,7 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 			}
 			resend = resend[1:]
 		}
-		if k := min(n-next, win.size-pending); k > 0 && !full {
+		if k := min(n-next, room()); k > 0 && !full && len(resend) == 0 {
 			sent, err := s.sendBatch(cfg.ports[next : next+k])
 			now := time.Now()
 			for i := next; i < next+sent; i++ {
@@ -565,23 +585,29 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 					continue
 				}
 				i := int(byPort[a.port]) - 1
-				if i < 0 || status[i] != waiting {
+				if i < 0 || (status[i] != waiting && status[i] != due) {
 					continue // a port not asked about, or a duplicate
 				}
+				if status[i] == waiting {
+					inflight--
+				}
+				credit++ // a packet left the path
 				status[i], states[i] = done, a.state
 				pending--
 				answered++
+				was := win.size
 				if tries[i] > 1 {
 					win.recovered(start.Add(firstAt[i]), at)
 				} else {
 					win.answered(at)
 				}
+				credit += max(0, win.size-was)
 			}
 			if len(got) < synBatch {
 				break // the queue is empty
 			}
 		}
-		// Expire the SYNs unanswered for too long: send again, then filtered.
+		// Expire the SYNs unanswered for too long: due again, then filtered.
 		now := time.Now()
 		for head < len(queue) {
 			sl := queue[head]
@@ -593,13 +619,13 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 				break
 			}
 			head++
+			inflight--
+			if !win.dropping {
+				credit++ // silence where nothing is lost: the target's, not a full queue
+			}
 			if int(sl.try) < win.tries() {
-				if err := send(int(sl.idx)); busy(err) {
-					full = true // not sent: first thing in the next round
-					resend = append(resend, sl.idx)
-				} else if err != nil {
-					return fmt.Errorf("send SYN to port %d: %w", cfg.ports[sl.idx], err)
-				}
+				status[sl.idx] = due
+				resend = append(resend, sl.idx)
 				continue
 			}
 			if answered == 0 {
@@ -618,15 +644,18 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 		if next >= n && pending == 0 {
 			break
 		}
-		if next < n && pending < win.size && !full && len(resend) == 0 {
+		if inflight == 0 && credit <= 0 {
+			credit = win.min // nothing in flight to clock the sends: start again, small
+		}
+		if (next < n || len(resend) > 0) && room() > 0 && !full {
 			continue // room in the window: send more before waiting
 		}
 		wait := 0
 		if head < len(queue) {
 			wait = int(time.Until(queue[head].deadline)/time.Millisecond) + 1
 		}
-		if full || len(resend) > 0 {
-			wait = 1
+		if full {
+			wait = 1 // the interface's queue drains by itself: no answer need wake us
 		}
 		fds[0].Revents, fds[1].Revents = 0, 0
 		if _, err := unix.Poll(fds, max(wait, 0)); err != nil && err != unix.EINTR {
