@@ -8,12 +8,13 @@
 //     SYN per port and, through a socket filter, reads the answers to its one source
 //     port: SYN-ACK is open, RST closed, silence filtered; the host's own stack resets the
 //     SYN-ACKs. SYNs go out and answers come in up to 128 per system call (sendmmsg,
-//     recvmmsg). At most a window of SYNs is unanswered at a time, WithConcurrency at
+//     recvmmsg). At most a window of SYNs is in flight at a time, WithConcurrency at
 //     first: it halves when SYNs are lost (ports answer a later SYN but not their first,
 //     as on a path that drops what it cannot queue, such as an emulated device's tap) and
-//     grows back while none are; ports that never answer leave it as it is. An
-//     unanswered SYN is sent again after WithDialTimeout: once, or three times once the
-//     path has lost one. Otherwise (no raw socket, or no answer at all) it
+//     grows back while none are; ports that never answer leave it as it is. Sends
+//     are clocked by the answers, so that a burst lost in a full queue does not go out
+//     again as a burst. A SYN unanswered for WithDialTimeout is sent again, no sooner:
+//     once, or three times once the path has lost one. Otherwise (no raw socket, or no answer at all) it
 //     connects to every port: refused is closed,
 //     silence is filtered, and any other failure fails the scan with ErrUnreachable, so
 //     that "could not reach" never reads as "nothing open". On Linux the connects are

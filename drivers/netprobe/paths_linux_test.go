@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,11 @@ import (
 //   - a firewall that drops every SYN to a port from 1024 up: those ports must come back
 //     filtered and the others closed, and the scan must not take that
 //     silence for congestion and slow down to a crawl (it did: the scan of 8192 ports
-//     would have taken minutes, past the bound below).
+//     would have taken minutes, past the bound below);
+//   - both: the firewall, and the token bucket on the ports it lets through. The closed
+//     ports' burst overflows the bucket, and the filtered ports' silence must still not
+//     be taken for losses in that burst (it was: the scan held back a send for each
+//     expired SYN and crawled through the filtered ports a small window at a time).
 func TestSYNScanPaths(t *testing.T) {
 	needRoot(t)
 	for _, tool := range []string{"ip", "tc"} {
@@ -100,6 +105,8 @@ func TestSYNScanPaths(t *testing.T) {
 		firewall = append(firewall, append(nsr, "tc", "filter", "add", "dev", toTarget, "parent", "1:", "protocol", "ip",
 			"u32", "match", "ip", "protocol", "6", "0xff", "match", "ip", "dport", m, m, "flowid", "1:2"))
 	}
+	lossyFirewall := append(slices.Clone(firewall),
+		append(nsr, "tc", "qdisc", "add", "dev", toTarget, "parent", "1:1", "handle", "10:", "tbf", "rate", "10mbit", "burst", "4kb", "limit", "18kb"))
 	tests := []struct {
 		name     string
 		setup    [][]string
@@ -125,6 +132,15 @@ func TestSYNScanPaths(t *testing.T) {
 			ports:    8192,
 			filtered: func(port int) bool { return port >= 1024 },
 			qdisc:    append(nsr, "tc", "-s", "class", "show", "dev", toTarget),
+		},
+		{
+			name:     "a queue that drops behind a firewall",
+			setup:    lossyFirewall,
+			undo:     [][]string{append(nsr, "tc", "qdisc", "del", "dev", toTarget, "root")},
+			prime:    true,
+			ports:    8192,
+			filtered: func(port int) bool { return port >= 1024 },
+			qdisc:    append(nsr, "tc", "-s", "qdisc", "show", "dev", toTarget),
 		},
 	}
 	for _, tt := range tests {

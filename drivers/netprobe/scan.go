@@ -32,8 +32,8 @@ const (
 	// ScanAuto (the default) runs a SYN scan where it can, the connect scan otherwise.
 	ScanAuto ScanMethod = ""
 	// ScanSYN sends one SYN per port from a raw socket (Linux, root or CAP_NET_RAW)
-	// and reads the answers: SYN-ACK open, RST closed, silence (after one retransmission)
-	// filtered. No socket per port, no handshake completed: the host's stack resets each
+	// and reads the answers: SYN-ACK open, RST closed, silence (after one retransmission,
+	// three on a path that has lost a SYN) filtered. No socket per port, no handshake completed: the host's stack resets each
 	// SYN-ACK, since nothing of its own asked for it.
 	ScanSYN ScanMethod = "syn"
 	// ScanConnect completes a TCP connection per port (any user, any OS).
@@ -66,8 +66,9 @@ func WithPorts(ports ...int) ScanOption {
 func WithConcurrency(n int) ScanOption { return func(c *scanConfig) { c.concurrency = n } }
 
 // WithDialTimeout sets how long one attempt may take before the port counts as filtered
-// (default 300ms). A SYN scan sends an unanswered SYN again after it, and counts the port
-// as filtered after twice it, or four times once the path has lost a SYN.
+// (default 300ms). A SYN scan sends a SYN unanswered that long again, no sooner, and counts
+// the port as filtered once two SYNs, or four once the path has lost one, have each gone
+// unanswered that long.
 func WithDialTimeout(d time.Duration) ScanOption { return func(c *scanConfig) { c.dialTimeout = d } }
 
 // WithMethod chooses how to probe (default ScanAuto: a SYN scan where permitted, with

@@ -387,7 +387,7 @@ func (s *synScanner) parseAnswer(b []byte) (synAnswer, bool) {
 	return synAnswer{}, false
 }
 
-// window is how many SYNs a scan lets go unanswered at once, from cfg.concurrency down to
+// window is how many SYNs a scan keeps in flight at once, from cfg.concurrency down to
 // synMinWindow. A target on a veth link (a simulated device) answers each SYN before the
 // next goes out, and the window never matters. A slower path drops what it cannot queue:
 // the tap of an emulated device holds 1000 packets and its TCG guest answers a few tens of
@@ -418,7 +418,7 @@ type window struct {
 // synMinWindow is the smallest window.
 const synMinWindow = 32
 
-// newWindow is the window of a scan that starts at now, with at most max SYNs unanswered
+// newWindow is the window of a scan that starts at now, with at most max SYNs in flight
 // and a dial timeout of hold.
 func newWindow(max int, hold time.Duration, now time.Time) *window {
 	return &window{size: max, min: min(synMinWindow, max), max: max, hold: hold, grown: now}
@@ -437,8 +437,8 @@ func (w *window) tries() int {
 // answered counts an answer to a port's first SYN.
 func (w *window) answered(now time.Time) { w.answers++; w.settle(now) }
 
-// recovered counts an answer to a port whose first SYN, sent at first, went unanswered:
-// that SYN (or its answer) was lost.
+// recovered counts an answer to a port whose first SYN, sent at first, went unanswered
+// for a dial timeout: that SYN (or its answer) was lost, or queued that long.
 func (w *window) recovered(first, now time.Time) {
 	w.dropping = true
 	if first.Before(w.cut) {
@@ -477,22 +477,27 @@ type synSlot struct {
 var errNoAnswer = errors.New("no answer to any SYN")
 
 // run sends a SYN to every port of cfg, at most a window of them in flight at a time (up
-// to cfg.concurrency; see window), sends each unanswered one again after cfg.dialTimeout
-// (window.tries), and fills states: open (SYN-ACK), closed (RST) or filtered (no answer
-// to any SYN). A SYN is in flight from when it is sent until it is answered or its dial
-// timeout passes; SYNs sent again go first and take their places in the window like new
-// ones.
+// to cfg.concurrency; see window), sends each one unanswered for cfg.dialTimeout again, no
+// sooner (window.tries), and fills states: open (SYN-ACK), closed (RST) or filtered (no
+// answer to any SYN). A SYN is in flight from when it is sent until it is answered or its
+// dial timeout passes; SYNs sent again go first and take their places in the window like
+// new ones.
 //
-// Sends are clocked, as TCP's are by its ACKs: each SYN spends a credit, an answer gives
-// one back, and so does a SYN that expires where the path has never lost one (a
-// firewall's silence). A SYN that expires on a path that drops gives none back: it was
-// probably lost in a full queue, and sending another at once, with every other one lost
-// in the same burst, fills that queue again. The SYNs due again then go out one per
-// answer, at the pace the path drains; a window that grows adds its growth to the
-// credits, and a scan with nothing in flight and no credit left starts again with the
-// smallest window's worth. (Without the clock, a burst lost through a 10 Mbit/s queue of
-// 300 packets came back as the same burst at each try, and a thousand closed ports lost
-// all four tries and were reported filtered.)
+// Sends are clocked, as TCP's are by its ACKs: each SYN spends a credit and an answer
+// gives one back. A SYN that expires where the path has never lost one gives its credit
+// back at once (a firewall's silence). Where the path drops, it was probably lost in a
+// full queue, and sending another at once, with every other one lost in the same burst,
+// fills that queue again: its credit is owed, and comes back a dial timeout later, when
+// the queue has drained, and only while no answers come (while they do, they clock the
+// sends, one per answer, at the pace the path drains), at most a window's worth a dial
+// timeout. An unanswered SYN on such a path so holds its credit for two dial timeouts:
+// filtered ports behind a lossy link scan at half speed, not at a crawl. A window that
+// grows adds its growth to the credits, and a scan with nothing in flight and no credit
+// left starts again with the smallest window's worth. (Without the clock, a burst lost
+// through a 10 Mbit/s queue of 300 packets came back as the same burst at each try, and a
+// thousand closed ports lost all four tries and were reported filtered; with the credits
+// of expired SYNs kept back for good, the filtered ports behind that queue went 32 at a
+// time, and 8192 ports took minutes.)
 func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState) error {
 	defer wakeOnDone(ctx, s.wake)()
 	const (
@@ -509,12 +514,16 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 		byPort[p] = int32(i + 1)
 	}
 	var queue []synSlot
-	var resend []int32 // due for another SYN, oldest first
+	var resend []int32   // due for another SYN, oldest first
+	var owed []time.Time // when each credit held back at an expiry is due back, in order
+	var paced time.Time  // when the next credit owed may come back
 	// pending: ports sent a SYN and not settled; inflight: those with a SYN in flight;
 	// credit: how many more SYNs the clock lets go out (see above).
 	head, next, pending, inflight, answered := 0, 0, 0, 0, 0
 	credit := cfg.concurrency
 	start := time.Now()
+	lastAnswer := start                 // when the last packet came from the target
+	quietFor := cfg.dialTimeout / 4     // how long without one before credits owed come back
 	firstAt := make([]time.Duration, n) // when each port's first SYN went out, from start
 	win := newWindow(cfg.concurrency, cfg.dialTimeout, start)
 	sentTo := func(i int, now time.Time) {
@@ -579,6 +588,9 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 				return fmt.Errorf("read answers: %w", err)
 			}
 			at := time.Now()
+			if len(got) > 0 {
+				lastAnswer = at
+			}
 			for _, b := range got {
 				a, ok := s.parseAnswer(b)
 				if !ok {
@@ -588,15 +600,16 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 				if i < 0 || (status[i] != waiting && status[i] != due) {
 					continue // a port not asked about, or a duplicate
 				}
-				if status[i] == waiting {
+				late := status[i] == due
+				if !late {
 					inflight--
+					credit++ // a packet left the path (a due port's came back, or is owed, from its expiry)
 				}
-				credit++ // a packet left the path
 				status[i], states[i] = done, a.state
 				pending--
 				answered++
 				was := win.size
-				if tries[i] > 1 {
+				if tries[i] > 1 || late {
 					win.recovered(start.Add(firstAt[i]), at)
 				} else {
 					win.answered(at)
@@ -609,6 +622,16 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 		}
 		// Expire the SYNs unanswered for too long: due again, then filtered.
 		now := time.Now()
+		// Credits owed come back when due and no answers come, at most a window's worth
+		// a dial timeout: in a burst, what filled a queue once would fill it again.
+		gap := cfg.dialTimeout / time.Duration(win.size)
+		paced = later(paced, now.Add(-gap*synMinWindow))
+		quiet := now.Sub(lastAnswer) >= quietFor
+		for quiet && len(owed) > 0 && !owed[0].After(now) && !paced.After(now) {
+			owed = owed[1:]
+			paced = paced.Add(gap)
+			credit++
+		}
 		for head < len(queue) {
 			sl := queue[head]
 			if status[sl.idx] != waiting || sl.try != tries[sl.idx] {
@@ -620,7 +643,9 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 			}
 			head++
 			inflight--
-			if !win.dropping {
+			if win.dropping {
+				owed = append(owed, now.Add(cfg.dialTimeout)) // the queue that may have lost it drains first
+			} else {
 				credit++ // silence where nothing is lost: the target's, not a full queue
 			}
 			if int(sl.try) < win.tries() {
@@ -650,9 +675,20 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 		if (next < n || len(resend) > 0) && room() > 0 && !full {
 			continue // room in the window: send more before waiting
 		}
-		wait := 0
+		// Wait for an answer, the next SYN to expire or the next credit owed.
+		var until time.Time
 		if head < len(queue) {
-			wait = int(time.Until(queue[head].deadline)/time.Millisecond) + 1
+			until = queue[head].deadline
+		}
+		if len(owed) > 0 {
+			back := later(later(owed[0], paced), lastAnswer.Add(quietFor))
+			if until.IsZero() || back.Before(until) {
+				until = back
+			}
+		}
+		wait := 0
+		if !until.IsZero() {
+			wait = max(0, int(time.Until(until)/time.Millisecond)+1)
 		}
 		if full {
 			wait = 1 // the interface's queue drains by itself: no answer need wake us
@@ -682,6 +718,14 @@ func wakeOnDone(ctx context.Context, wake int) (stop func()) {
 			<-fired
 		}
 	}
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // busy reports whether a send failed only because the interface's queue is full.

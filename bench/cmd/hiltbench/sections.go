@@ -58,7 +58,7 @@ func (r *report) scan() {
 	}
 	r.p("`hilt sim --devices 1` in the background; the device at %s, %s. The tools scan all 65535 TCP ports of the same address, in turn, %s each, "+
 		"each as a process of its own: `hiltbench __scan ADDR` (netprobe's default, what check LA-01 runs: as root a SYN scan from a raw IPv4 socket connected to the device, "+
-		"SYNs sent and answers read up to 128 per system call (sendmmsg, recvmmsg), a window of at most 2000 SYNs unanswered at a time that halves when the path drops SYNs, each unanswered one sent again), `nmap -p- -n -T4 ADDR` (as root a SYN scan from a raw socket) and "+
+		"SYNs sent and answers read up to 128 per system call (sendmmsg, recvmmsg), a window of at most 2000 SYNs in flight at a time that halves when the path drops SYNs, sends clocked by the answers, each one unanswered for the dial timeout sent again), `nmap -p- -n -T4 ADDR` (as root a SYN scan from a raw socket) and "+
 		"`hiltbench __scan -method connect ADDR` (netprobe's connect scan, its fallback without root: non-blocking connects multiplexed on epoll, 2000 at a time).",
 		s.Addr, where, plural(r.Cfg.scanRuns, "time"))
 	r.p("")
@@ -112,10 +112,10 @@ func (r *report) scan() {
 		"Either way the device's kernel answers each SYN with a RST, and on a veth link that work is done on the scanning CPU. "+
 		"CPU per scan (median, user + system): %s %s, nmap %s, netprobe's connect scan %s.", method, fmtDur(hcpu), fmtDur(ncpu), fmtDur(ccpu))
 	if hw > nw {
-		r.p("netprobe sends as fast as the answers come back (up to 2000 unanswered); on a busy machine its system calls compete for the CPU (the profile below).")
+		r.p("netprobe sends as fast as the answers come back (up to 2000 in flight); on a busy machine its system calls compete for the CPU (the profile below).")
 	} else {
 		r.p("nmap paces its probes by the replies it sees (its -T4 timing template adapts to the latency and the losses it measures), which on a busy machine makes it wait; " +
-			"netprobe keeps up to 2000 SYNs unanswered and is bound by its system calls (the profile below).")
+			"netprobe keeps up to 2000 SYNs in flight and is bound by its system calls (the profile below).")
 	}
 	r.p("In a hilt run the scan is check LA-01, once per device: with many devices at once, their scans' CPU adds up (§2).")
 	r.p("")
