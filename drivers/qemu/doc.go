@@ -19,7 +19,7 @@
 // use cache=writeback: the guest's flushes reach the host file.
 //
 // The accelerator is KVM when /dev/kvm can be opened and hardware KVM (kvm_intel or
-// kvm_amd) is behind it, TCG otherwise (boot to a ready device takes about 4 s under TCG on
+// kvm_amd live, and the CPU's vmx or svm flag) is behind it, TCG otherwise (boot to a ready device takes about 4 s under TCG on
 // one core); HostAccel says which and why. CreateTap and MakeExt4 make the host-side network
 // link and disk images; they need root (CAP_NET_ADMIN), iproute2 and e2fsprogs.
 //

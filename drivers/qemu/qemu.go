@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -475,25 +476,40 @@ func Accel() string {
 }
 
 // HostAccel returns the accelerator this host offers, and when it is "tcg", why not KVM.
-// KVM needs /dev/kvm to open and hardware virtualization behind it (the kvm_intel or
-// kvm_amd module). A /dev/kvm without either is not enough: kvm_pvm, for one, serves a
-// host without VMX, but only guests whose kernel is built for it, and QEMU with a stock
-// guest kernel aborts on it ("failed to set MSR") or hangs before the first console line.
+// KVM needs /dev/kvm to open and hardware virtualization behind it: the kvm_intel or
+// kvm_amd module live, and the CPU's vmx or svm flag. A /dev/kvm without them is not
+// enough: kvm_pvm, for one, serves a host without VMX, but only guests whose kernel is
+// built for it, and QEMU with a stock guest kernel aborts on it ("failed to set MSR") or
+// hangs before the first console line.
 func HostAccel() (accel, why string) {
-	return hostAccel("/dev/kvm", "/sys/module")
+	return hostAccel("/dev/kvm", "/sys/module", "/proc/cpuinfo")
 }
 
-// hostAccel is HostAccel with the device and the kernel's module folder as arguments.
-func hostAccel(dev, modules string) (accel, why string) {
+// hostAccel is HostAccel with the device, the kernel's module folder and the CPU
+// description as arguments.
+func hostAccel(dev, modules, cpuinfo string) (accel, why string) {
 	f, err := os.OpenFile(dev, os.O_RDWR, 0)
 	if err != nil {
-		return "tcg", fmt.Sprintf("no KVM: %v", err)
+		return "tcg", err.Error()
 	}
 	f.Close()
-	for _, m := range []string{"kvm_intel", "kvm_amd"} {
-		if _, err := os.Stat(filepath.Join(modules, m)); err == nil {
-			return "kvm", ""
+	for _, v := range []struct{ module, flag string }{{"kvm_intel", "vmx"}, {"kvm_amd", "svm"}} {
+		dir := filepath.Join(modules, v.module)
+		if _, err := os.Stat(dir); err != nil {
+			continue
 		}
+		// initstate exists for a loadable module only: "live" once it is loaded.
+		if st, err := os.ReadFile(filepath.Join(dir, "initstate")); err == nil && strings.TrimSpace(string(st)) != "live" {
+			return "tcg", fmt.Sprintf("%s is %s, not live", v.module, strings.TrimSpace(string(st)))
+		}
+		has, err := cpuFlag(cpuinfo, v.flag)
+		if err != nil {
+			return "tcg", fmt.Sprintf("%s: %v", v.module, err)
+		}
+		if !has {
+			return "tcg", fmt.Sprintf("%s is present but %s shows no %s flag: the CPU offers no hardware virtualization", v.module, cpuinfo, v.flag)
+		}
+		return "kvm", ""
 	}
 	var others []string
 	if ms, err := filepath.Glob(filepath.Join(modules, "kvm_*")); err == nil {
@@ -506,6 +522,22 @@ func hostAccel(dev, modules string) (accel, why string) {
 		loaded = strings.Join(others, ", ") + " loaded"
 	}
 	return "tcg", fmt.Sprintf("%s is not hardware KVM (%s, neither kvm_intel nor kvm_amd): a stock guest kernel does not run on it", dev, loaded)
+}
+
+// cpuFlag reports whether the CPU description cpuinfo (/proc/cpuinfo) lists flag.
+func cpuFlag(cpuinfo, flag string) (bool, error) {
+	b, err := os.ReadFile(cpuinfo)
+	if err != nil {
+		return false, fmt.Errorf("read the CPU flags: %w", err)
+	}
+	for line := range strings.Lines(string(b)) {
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || strings.TrimSpace(name) != "flags" {
+			continue
+		}
+		return slices.Contains(strings.Fields(value), flag), nil
+	}
+	return false, fmt.Errorf("read the CPU flags: no flags line in %s", cpuinfo)
 }
 
 // RandomMAC returns a random unicast, locally administered MAC address in QEMU's 52:54:00

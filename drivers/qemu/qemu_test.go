@@ -87,23 +87,33 @@ func containsRun(args, run []string) bool {
 // TestHostAccel holds the choice of accelerator to what backs /dev/kvm: only hardware KVM
 // runs the stock guest kernel.
 func TestHostAccel(t *testing.T) {
+	const vmx = "processor\t: 0\nflags\t\t: fpu vme de pse vmx sse2\n"
+	const novmx = "processor\t: 0\nflags\t\t: fpu vme de pse sse2 hypervisor\n"
+	const svm = "processor\t: 0\nflags\t\t: fpu svm sse2\n"
 	tests := []struct {
-		name    string
-		dev     bool
-		modules []string
-		want    string
-		why     string // in the reason, when tcg
+		name      string
+		dev       bool
+		modules   []string
+		initstate string // of kvm_intel, when set
+		cpuinfo   string
+		want      string
+		why       string // in the reason, when tcg
 	}{
-		{"no /dev/kvm", false, []string{"kvm", "kvm_intel"}, "tcg", "no KVM: "},
-		{"intel", true, []string{"kvm", "kvm_intel"}, "kvm", ""},
-		{"amd", true, []string{"kvm", "kvm_amd"}, "kvm", ""},
-		{"pvm", true, []string{"kvm", "kvm_pvm"}, "tcg", "(kvm_pvm loaded, neither kvm_intel nor kvm_amd)"},
-		{"no vendor module", true, []string{"kvm"}, "tcg", "(no KVM vendor module loaded,"},
+		{"no /dev/kvm", false, []string{"kvm", "kvm_intel"}, "", vmx, "tcg", "open "},
+		{"intel", true, []string{"kvm", "kvm_intel"}, "", vmx, "kvm", ""},
+		{"intel module live", true, []string{"kvm", "kvm_intel"}, "live\n", vmx, "kvm", ""},
+		{"amd", true, []string{"kvm", "kvm_amd"}, "", svm, "kvm", ""},
+		{"intel built in, no vmx", true, []string{"kvm", "kvm_intel", "kvm_pvm"}, "", novmx, "tcg", "shows no vmx flag"},
+		{"intel module not live", true, []string{"kvm", "kvm_intel"}, "coming\n", vmx, "tcg", "kvm_intel is coming, not live"},
+		{"amd without svm", true, []string{"kvm", "kvm_amd"}, "", vmx, "tcg", "shows no svm flag"},
+		{"no flags line", true, []string{"kvm", "kvm_intel"}, "", "processor\t: 0\n", "tcg", "no flags line"},
+		{"pvm", true, []string{"kvm", "kvm_pvm"}, "", novmx, "tcg", "(kvm_pvm loaded, neither kvm_intel nor kvm_amd)"},
+		{"no vendor module", true, []string{"kvm"}, "", vmx, "tcg", "(no KVM vendor module loaded,"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			dev, modules := filepath.Join(dir, "kvm"), filepath.Join(dir, "module")
+			dev, modules, cpuinfo := filepath.Join(dir, "kvm"), filepath.Join(dir, "module"), filepath.Join(dir, "cpuinfo")
 			if tt.dev {
 				if err := os.WriteFile(dev, nil, 0o600); err != nil {
 					t.Fatal(err)
@@ -114,7 +124,15 @@ func TestHostAccel(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			accel, why := hostAccel(dev, modules)
+			if tt.initstate != "" {
+				if err := os.WriteFile(filepath.Join(modules, "kvm_intel", "initstate"), []byte(tt.initstate), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(cpuinfo, []byte(tt.cpuinfo), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			accel, why := hostAccel(dev, modules, cpuinfo)
 			if accel != tt.want || !strings.Contains(why, tt.why) || (accel == "kvm") != (why == "") {
 				t.Errorf("hostAccel = %q, %q; want %q with a reason holding %q", accel, why, tt.want, tt.why)
 			}

@@ -244,7 +244,7 @@ func (r *report) emulated() {
 	how := "QEMU ran with " + accel
 	switch accel {
 	case "tcg":
-		how = "the unit's CPU is emulated (QEMU's TCG: no KVM here), so its kernel and firmware run many times slower than on the host"
+		how = "the unit's CPU is emulated (QEMU's TCG: no hardware KVM here), so its kernel and firmware run many times slower than on the host"
 	case "kvm":
 		how = "the unit runs under KVM, at close to the host's speed, but as a whole Linux system"
 	}
