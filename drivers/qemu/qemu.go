@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -493,23 +494,36 @@ func hostAccel(dev, modules, cpuinfo string) (accel, why string) {
 		return "tcg", err.Error()
 	}
 	f.Close()
+	// Both vendor modules can be there (built in, each has a folder); either one that
+	// is live on a CPU with its flag will do.
+	var not []string
 	for _, v := range []struct{ module, flag string }{{"kvm_intel", "vmx"}, {"kvm_amd", "svm"}} {
 		dir := filepath.Join(modules, v.module)
 		if _, err := os.Stat(dir); err != nil {
 			continue
 		}
 		// initstate exists for a loadable module only: "live" once it is loaded.
-		if st, err := os.ReadFile(filepath.Join(dir, "initstate")); err == nil && strings.TrimSpace(string(st)) != "live" {
-			return "tcg", fmt.Sprintf("%s is %s, not live", v.module, strings.TrimSpace(string(st)))
+		st, err := os.ReadFile(filepath.Join(dir, "initstate"))
+		switch {
+		case err == nil && strings.TrimSpace(string(st)) != "live":
+			not = append(not, fmt.Sprintf("%s is %s, not live", v.module, strings.TrimSpace(string(st))))
+			continue
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
+			not = append(not, fmt.Sprintf("%s: %v", v.module, err))
+			continue
 		}
 		has, err := cpuFlag(cpuinfo, v.flag)
-		if err != nil {
-			return "tcg", fmt.Sprintf("%s: %v", v.module, err)
+		switch {
+		case err != nil:
+			not = append(not, fmt.Sprintf("%s: %v", v.module, err))
+		case !has:
+			not = append(not, fmt.Sprintf("%s is present but %s shows no %s flag", v.module, cpuinfo, v.flag))
+		default:
+			return "kvm", ""
 		}
-		if !has {
-			return "tcg", fmt.Sprintf("%s is present but %s shows no %s flag: the CPU offers no hardware virtualization", v.module, cpuinfo, v.flag)
-		}
-		return "kvm", ""
+	}
+	if len(not) > 0 {
+		return "tcg", strings.Join(not, "; ") + ": no hardware virtualization for KVM"
 	}
 	var others []string
 	if ms, err := filepath.Glob(filepath.Join(modules, "kvm_*")); err == nil {
