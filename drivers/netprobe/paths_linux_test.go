@@ -9,7 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +31,9 @@ import (
 //   - both: the firewall, and the token bucket on the ports it lets through. The closed
 //     ports' burst overflows the bucket, and the filtered ports' silence must still not
 //     be taken for losses in that burst (it was: the scan held back a send for each
-//     expired SYN and crawled through the filtered ports a small window at a time).
+//     expired SYN and crawled through the filtered ports a small window at a time);
+//   - the same with every other port filtered: the closed ones' answers come all along,
+//     between the filtered ones' silences, and each port must still come back as it is.
 func TestSYNScanPaths(t *testing.T) {
 	needRoot(t)
 	for _, tool := range []string{"ip", "tc"} {
@@ -90,28 +92,39 @@ func TestSYNScanPaths(t *testing.T) {
 	run(t, append(nst, "ip", "link", "set", targetIf, "up")...)
 	run(t, append(nst, "ip", "route", "add", "default", "via", routerB)...)
 
-	// The firewall: the router sends TCP to ports with any of bits 10-15 set (1024 and
-	// up) into an HTB class of 8 bit/s with room for one packet, so that they are dropped
-	// (this kernel may have no tc actions). The class's one packet of credit is spent
-	// before the scan, by a connection attempt that lets nothing else through for a minute.
-	firewall := [][]string{
-		append(nsr, "tc", "qdisc", "add", "dev", toTarget, "root", "handle", "1:", "htb", "default", "1"),
-		append(nsr, "tc", "class", "add", "dev", toTarget, "parent", "1:", "classid", "1:1", "htb", "rate", "10gbit"),
-		append(nsr, "tc", "class", "add", "dev", toTarget, "parent", "1:", "classid", "1:2", "htb", "rate", "8bit", "ceil", "8bit", "burst", "1", "cburst", "1"),
-		append(nsr, "tc", "qdisc", "add", "dev", toTarget, "parent", "1:2", "handle", "20:", "pfifo", "limit", "1"),
+	// A firewall: the router sends TCP to the ports that match any of dports (value/mask
+	// pairs of u32) into an HTB class of 8 bit/s with room for one packet, so that they
+	// are dropped (this kernel may have no tc actions). The class's one packet of credit is
+	// spent before the scan, by a connection attempt (to a filtered port, prime) that lets
+	// nothing else through for a minute. lossy puts the token bucket below on the ports
+	// let through.
+	firewall := func(lossy bool, dports ...string) [][]string {
+		fw := [][]string{
+			append(nsr, "tc", "qdisc", "add", "dev", toTarget, "root", "handle", "1:", "htb", "default", "1"),
+			append(nsr, "tc", "class", "add", "dev", toTarget, "parent", "1:", "classid", "1:1", "htb", "rate", "10gbit"),
+			append(nsr, "tc", "class", "add", "dev", toTarget, "parent", "1:", "classid", "1:2", "htb", "rate", "8bit", "ceil", "8bit", "burst", "1", "cburst", "1"),
+			append(nsr, "tc", "qdisc", "add", "dev", toTarget, "parent", "1:2", "handle", "20:", "pfifo", "limit", "1"),
+		}
+		for _, m := range dports {
+			v, mask, _ := strings.Cut(m, "/")
+			fw = append(fw, append(nsr, "tc", "filter", "add", "dev", toTarget, "parent", "1:", "protocol", "ip",
+				"u32", "match", "ip", "protocol", "6", "0xff", "match", "ip", "dport", v, mask, "flowid", "1:2"))
+		}
+		if lossy {
+			fw = append(fw, append(nsr, "tc", "qdisc", "add", "dev", toTarget, "parent", "1:1", "handle", "10:", "tbf", "rate", "10mbit", "burst", "4kb", "limit", "18kb"))
+		}
+		return fw
 	}
+	var from1024 []string // any of bits 10-15 set
 	for bit := 10; bit < 16; bit++ {
-		m := fmt.Sprintf("0x%04x", 1<<bit)
-		firewall = append(firewall, append(nsr, "tc", "filter", "add", "dev", toTarget, "parent", "1:", "protocol", "ip",
-			"u32", "match", "ip", "protocol", "6", "0xff", "match", "ip", "dport", m, m, "flowid", "1:2"))
+		from1024 = append(from1024, fmt.Sprintf("0x%04x/0x%04x", 1<<bit, 1<<bit))
 	}
-	lossyFirewall := append(slices.Clone(firewall),
-		append(nsr, "tc", "qdisc", "add", "dev", toTarget, "parent", "1:1", "handle", "10:", "tbf", "rate", "10mbit", "burst", "4kb", "limit", "18kb"))
+	const odd = "0x0001/0x0001"
 	tests := []struct {
 		name     string
 		setup    [][]string
 		undo     [][]string
-		prime    bool // spend the firewall's credit first
+		prime    int // a filtered port: spend the firewall's credit on it first
 		ports    int
 		filtered func(port int) bool
 		qdisc    []string // shown when the test fails
@@ -126,20 +139,29 @@ func TestSYNScanPaths(t *testing.T) {
 		},
 		{
 			name:     "a firewall that drops ports from 1024",
-			setup:    firewall,
+			setup:    firewall(false, from1024...),
 			undo:     [][]string{append(nsr, "tc", "qdisc", "del", "dev", toTarget, "root")},
-			prime:    true,
+			prime:    1024,
 			ports:    8192,
 			filtered: func(port int) bool { return port >= 1024 },
 			qdisc:    append(nsr, "tc", "-s", "class", "show", "dev", toTarget),
 		},
 		{
 			name:     "a queue that drops behind a firewall",
-			setup:    lossyFirewall,
+			setup:    firewall(true, from1024...),
 			undo:     [][]string{append(nsr, "tc", "qdisc", "del", "dev", toTarget, "root")},
-			prime:    true,
+			prime:    1024,
 			ports:    8192,
 			filtered: func(port int) bool { return port >= 1024 },
+			qdisc:    append(nsr, "tc", "-s", "qdisc", "show", "dev", toTarget),
+		},
+		{
+			name:     "a queue that drops, every other port filtered",
+			setup:    firewall(true, odd),
+			undo:     [][]string{append(nsr, "tc", "qdisc", "del", "dev", toTarget, "root")},
+			prime:    1,
+			ports:    8192,
+			filtered: func(port int) bool { return port%2 == 1 },
 			qdisc:    append(nsr, "tc", "-s", "qdisc", "show", "dev", toTarget),
 		},
 	}
@@ -153,8 +175,8 @@ func TestSYNScanPaths(t *testing.T) {
 			for _, c := range tt.setup {
 				run(t, c...)
 			}
-			if tt.prime {
-				if c, err := net.DialTimeout("tcp", net.JoinHostPort(targetA, "1024"), 300*time.Millisecond); err == nil {
+			if tt.prime != 0 {
+				if c, err := net.DialTimeout("tcp", net.JoinHostPort(targetA, strconv.Itoa(tt.prime)), 300*time.Millisecond); err == nil {
 					c.Close()
 				}
 			}

@@ -488,16 +488,16 @@ var errNoAnswer = errors.New("no answer to any SYN")
 // back at once (a firewall's silence). Where the path drops, it was probably lost in a
 // full queue, and sending another at once, with every other one lost in the same burst,
 // fills that queue again: its credit is owed, and comes back a dial timeout later, when
-// the queue has drained, and only while no answers come (while they do, they clock the
-// sends, one per answer, at the pace the path drains), at most a window's worth a dial
-// timeout. An unanswered SYN on such a path so holds its credit for two dial timeouts:
-// filtered ports behind a lossy link scan at half speed, not at a crawl. A window that
-// grows adds its growth to the credits, and a scan with nothing in flight and no credit
-// left starts again with the smallest window's worth. (Without the clock, a burst lost
-// through a 10 Mbit/s queue of 300 packets came back as the same burst at each try, and a
-// thousand closed ports lost all four tries and were reported filtered; with the credits
-// of expired SYNs kept back for good, the filtered ports behind that queue went 32 at a
-// time, and 8192 ports took minutes.)
+// the queue has drained, at most a window's worth a dial timeout, and only while no
+// answers come or none of them has shown a loss for a dial timeout (while answers show
+// losses, they clock the sends, one per answer, at the pace the path drains). An
+// unanswered SYN on such a path so holds its credit for two dial timeouts: filtered ports
+// behind a lossy link scan at half speed, not at a crawl. A window that grows adds its
+// growth to the credits, and a scan with nothing in flight and no credit left takes the
+// smallest window's worth of those owed at once, to start again. (Without the clock, a burst lost through a 10 Mbit/s queue of 300 packets came
+// back as the same burst at each try, and a thousand closed ports lost all four tries and
+// were reported filtered; with the credits of expired SYNs kept back for good, the
+// filtered ports behind that queue went 32 at a time, and 8192 ports took minutes.)
 func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState) error {
 	defer wakeOnDone(ctx, s.wake)()
 	const (
@@ -522,6 +522,7 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 	head, next, pending, inflight, answered := 0, 0, 0, 0, 0
 	credit := cfg.concurrency
 	start := time.Now()
+	lastLoss := start                   // when the last answer came to a port whose first SYN was lost
 	lastAnswer := start                 // when the last packet came from the target
 	quietFor := cfg.dialTimeout / 4     // how long without one before credits owed come back
 	firstAt := make([]time.Duration, n) // when each port's first SYN went out, from start
@@ -588,9 +589,6 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 				return fmt.Errorf("read answers: %w", err)
 			}
 			at := time.Now()
-			if len(got) > 0 {
-				lastAnswer = at
-			}
 			for _, b := range got {
 				a, ok := s.parseAnswer(b)
 				if !ok {
@@ -600,6 +598,7 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 				if i < 0 || (status[i] != waiting && status[i] != due) {
 					continue // a port not asked about, or a duplicate
 				}
+				lastAnswer = at
 				late := status[i] == due
 				if !late {
 					inflight--
@@ -610,6 +609,7 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 				answered++
 				was := win.size
 				if tries[i] > 1 || late {
+					lastLoss = at
 					win.recovered(start.Add(firstAt[i]), at)
 				} else {
 					win.answered(at)
@@ -622,11 +622,12 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 		}
 		// Expire the SYNs unanswered for too long: due again, then filtered.
 		now := time.Now()
-		// Credits owed come back when due and no answers come, at most a window's worth
-		// a dial timeout: in a burst, what filled a queue once would fill it again.
-		gap := cfg.dialTimeout / time.Duration(win.size)
-		paced = later(paced, now.Add(-gap*synMinWindow))
-		quiet := now.Sub(lastAnswer) >= quietFor
+		// Credits owed come back when due, while no answers come or none shows a loss, at
+		// most a window's worth a dial timeout: in a burst, what filled a queue once would
+		// fill it again.
+		gap := max(1, cfg.dialTimeout/time.Duration(win.size))
+		paced = later(paced, now.Add(-gap*time.Duration(win.min)))
+		quiet := now.Sub(lastAnswer) >= quietFor || now.Sub(lastLoss) >= cfg.dialTimeout
 		for quiet && len(owed) > 0 && !owed[0].After(now) && !paced.After(now) {
 			owed = owed[1:]
 			paced = paced.Add(gap)
@@ -670,7 +671,11 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 			break
 		}
 		if inflight == 0 && credit <= 0 {
-			credit = win.min // nothing in flight to clock the sends: start again, small
+			// Nothing in flight to clock the sends, and every credit owed: start again,
+			// small, with the smallest window's worth of them now.
+			k := min(win.min, len(owed))
+			owed = owed[k:]
+			credit += k
 		}
 		if (next < n || len(resend) > 0) && room() > 0 && !full {
 			continue // room in the window: send more before waiting
@@ -681,7 +686,11 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 			until = queue[head].deadline
 		}
 		if len(owed) > 0 {
-			back := later(later(owed[0], paced), lastAnswer.Add(quietFor))
+			calm := lastAnswer.Add(quietFor)
+			if c := lastLoss.Add(cfg.dialTimeout); c.Before(calm) {
+				calm = c
+			}
+			back := later(later(owed[0], paced), calm)
 			if until.IsZero() || back.Before(until) {
 				until = back
 			}
