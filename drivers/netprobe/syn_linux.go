@@ -494,10 +494,11 @@ var errNoAnswer = errors.New("no answer to any SYN")
 // unanswered SYN on such a path so holds its credit for two dial timeouts: filtered ports
 // behind a lossy link scan at half speed, not at a crawl. A window that grows adds its
 // growth to the credits, and a scan with nothing in flight and no credit left takes the
-// smallest window's worth of those owed at once, to start again. (Without the clock, a burst lost through a 10 Mbit/s queue of 300 packets came
-// back as the same burst at each try, and a thousand closed ports lost all four tries and
-// were reported filtered; with the credits of expired SYNs kept back for good, the
-// filtered ports behind that queue went 32 at a time, and 8192 ports took minutes.)
+// smallest window's worth of those owed at once, to start again. (Without the clock, a
+// burst lost through a 10 Mbit/s queue of 300 packets came back as the same burst at each
+// try, and a thousand closed ports lost all four tries and were reported filtered; with
+// the credits of expired SYNs kept back for good, the filtered ports behind that queue
+// went 32 at a time, and 8192 ports took minutes.)
 func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState) error {
 	defer wakeOnDone(ctx, s.wake)()
 	const (
@@ -523,8 +524,8 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 	credit := cfg.concurrency
 	start := time.Now()
 	lastLoss := start                   // when the last answer came to a port whose first SYN was lost
-	lastAnswer := start                 // when the last packet came from the target
-	quietFor := cfg.dialTimeout / 4     // how long without one before credits owed come back
+	lastAnswer := start                 // when the last answer came to a port asked about
+	quietFor := cfg.dialTimeout / 4     // how long without an answer before credits owed come back
 	firstAt := make([]time.Duration, n) // when each port's first SYN went out, from start
 	win := newWindow(cfg.concurrency, cfg.dialTimeout, start)
 	sentTo := func(i int, now time.Time) {
