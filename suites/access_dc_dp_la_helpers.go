@@ -152,7 +152,7 @@ func (e *Env) restoreIfaces(ctx context.Context, want map[string]bool) error {
 	if want[wire.IfaceMQTT] && !have[wire.IfaceMQTT] && e.S.MQ != nil {
 		bctx, cancel := context.WithTimeout(ctx, e.S.Profile.Timeouts.Boot.Duration)
 		defer cancel()
-		return e.S.AwaitOnline(bctx, mq)
+		return e.S.AwaitAnswering(bctx, mq)
 	}
 	return nil
 }

@@ -46,8 +46,8 @@ func (e *Env) dataProtection() {
 			}
 			bctx, cancel := context.WithTimeout(ctx, e.S.Profile.Timeouts.Boot.Duration)
 			defer cancel()
-			if err := e.S.AwaitOnline(bctx, mq); err != nil {
-				c.Errorf("the device did not come back online on its broker after mqtt_broker was restored: %v", err)
+			if err := e.S.AwaitAnswering(bctx, mq); err != nil {
+				c.Errorf("the device did not come back online and answering on its broker after mqtt_broker was restored: %v", err)
 			}
 		}, NodeTimeout(e.S.Profile.Timeouts.Check.Duration))
 		c.Restore(ctx)

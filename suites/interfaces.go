@@ -487,8 +487,13 @@ func (e *Env) toggleMQTT(ctx SpecContext, c *C, f *findings) {
 		f.add("mqtt: the device did not come back online within %s after MQTT was enabled again: %v", e.S.Profile.Timeouts.Boot.Duration, err)
 		return
 	}
-	if err := e.do(ctx, e.S.MQTT, nil, "ping", nil, nil); err != nil {
-		f.add("mqtt: no answer to a ping over MQTT after it was enabled again: %v", err)
+	// Online is not yet listening: a device may announce itself before its subscription
+	// to the command topic is in place, so the ping is sent again until the command
+	// timeout ends (an answer to any copy counts).
+	pctx, cancel := context.WithTimeout(ctx, e.cmdTimeout())
+	defer cancel()
+	if _, err := e.S.MQTT.DoRepeating(pctx, mqttPingEvery, nil, "ping", nil); err != nil {
+		f.add("mqtt: no answer to a ping over MQTT (sent every %v for %v) after it was enabled again and came back online: %v", mqttPingEvery, e.cmdTimeout(), err)
 	}
 }
 

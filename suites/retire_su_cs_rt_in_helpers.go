@@ -127,7 +127,7 @@ func (o *ownership) giveBack(ctx SpecContext) {
 		return
 	}
 	if o.rebooted && e.S.MQ != nil && o.snap.Interfaces[wire.IfaceMQTT] {
-		if err := e.S.AwaitOnline(ctx, o.mq); err != nil {
+		if err := e.S.AwaitAnswering(ctx, o.mq); err != nil {
 			fail("%v", err)
 		}
 	}

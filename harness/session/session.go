@@ -338,7 +338,7 @@ func (s *Session) mqMark() int64 {
 }
 
 // AwaitBoot waits for the boot that follows the marks: the ready line on the console, then
-// the unit online on MQTT when its MQTT interface is on.
+// the unit online and answering on MQTT when its MQTT interface is on.
 func (s *Session) AwaitBoot(ctx context.Context, mark serial.Mark, mqMark int64) error {
 	bctx, cancel := context.WithTimeout(ctx, s.Profile.Timeouts.Boot.Duration)
 	defer cancel()
@@ -366,7 +366,7 @@ func (s *Session) AwaitBoot(ctx context.Context, mark serial.Mark, mqMark int64)
 	if !st.Interfaces[wire.IfaceMQTT] {
 		return nil
 	}
-	return s.AwaitOnline(bctx, mqMark)
+	return s.AwaitAnswering(bctx, mqMark)
 }
 
 // follow reads the unit's ID after a boot. A unit whose ID changed (a defect DI-03
@@ -402,6 +402,26 @@ func (s *Session) AwaitOnline(ctx context.Context, mark int64) error {
 	}
 	return nil
 }
+
+// AwaitAnswering waits for the unit online on MQTT after mark (AwaitOnline) and then for
+// an answer to a ping there. Online is not yet listening: many MQTT stacks publish their
+// status before their subscription to the command topic is in place, and a request
+// published in between is lost. The ping is sent again every answerEvery, and an answer
+// to any copy ends the wait.
+func (s *Session) AwaitAnswering(ctx context.Context, mark int64) error {
+	if err := s.AwaitOnline(ctx, mark); err != nil {
+		return err
+	}
+	start := time.Now()
+	if _, err := s.MQTT.DoRepeating(ctx, answerEvery, nil, "ping", nil); err != nil {
+		return fmt.Errorf("%s: online on MQTT, but no answer to a ping there (sent every %v) for %s: %w",
+			s.Name, answerEvery, time.Since(start).Round(time.Millisecond), err)
+	}
+	return nil
+}
+
+// answerEvery is how often AwaitAnswering sends its ping again.
+const answerEvery = 150 * time.Millisecond
 
 // MQTTTopic returns <prefix>/<id>/<leaf> for the ID the unit uses on MQTT now.
 func (s *Session) MQTTTopic(leaf string) string {
