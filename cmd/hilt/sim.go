@@ -198,7 +198,11 @@ func runSim(parent context.Context, opts sim.Options, stdout, stderr io.Writer) 
 	var ee *sim.ExitError
 	switch {
 	case errors.As(werr, &ee):
-		fmt.Fprintf(stderr, "hilt sim: %v\n", ee)
+		// Every device that exited on its own before the bench stopped, the first
+		// (which ended the wait) among them.
+		for _, e := range b.Exits() {
+			fmt.Fprintf(stderr, "hilt sim: %v\n", e)
+		}
 		if cerr != nil {
 			fmt.Fprintf(stderr, "hilt sim: stop: %v\n", cerr)
 		}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -157,7 +158,7 @@ type Bench struct {
 	logMu sync.Mutex
 
 	exitMu   sync.Mutex
-	exitErr  error
+	exits    []*ExitError // devices that exited on their own, in the order they did
 	exitedCh chan struct{}
 	closing  bool
 
@@ -575,8 +576,11 @@ func (b *Bench) deviceExited(d *device) {
 	b.logf("%v", err)
 	b.exitMu.Lock()
 	defer b.exitMu.Unlock()
-	if b.exitErr == nil && !b.closing {
-		b.exitErr = err
+	if b.closing {
+		return
+	}
+	b.exits = append(b.exits, err)
+	if len(b.exits) == 1 {
 		close(b.exitedCh)
 	}
 }
@@ -588,7 +592,18 @@ func (b *Bench) Exited() <-chan struct{} { return b.exitedCh }
 func (b *Bench) Err() error {
 	b.exitMu.Lock()
 	defer b.exitMu.Unlock()
-	return b.exitErr
+	if len(b.exits) == 0 {
+		return nil
+	}
+	return b.exits[0]
+}
+
+// Exits returns the *ExitError of every device that exited on its own before Close, in
+// the order they exited: in a fleet more than one may crash, and each is its own report.
+func (b *Bench) Exits() []*ExitError {
+	b.exitMu.Lock()
+	defer b.exitMu.Unlock()
+	return slices.Clone(b.exits)
 }
 
 // Wait blocks until a device exits on its own (it returns that *ExitError) or ctx ends

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -597,19 +598,23 @@ func TestBadOptions(t *testing.T) {
 }
 
 func TestDeviceExitReported(t *testing.T) {
-	b := startBench(t, Options{Devices: 1, Loopback: os.Geteuid() != 0})
-	d := b.Devices()[0]
-	port, err := serial.Open(d.SerialPath, &serial.Mode{BaudRate: 115200})
-	if err != nil {
-		t.Fatal(err)
+	b := startBench(t, Options{Devices: 3, Loopback: os.Geteuid() != 0})
+	devs := b.Devices()
+	crash := func(d DeviceInfo) {
+		t.Helper()
+		port, err := serial.Open(d.SerialPath, &serial.Mode{BaudRate: 115200})
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(port, "crash\n")
+		port.Close()
 	}
-	io.WriteString(port, "crash\n")
-	port.Close()
+	crash(devs[0])
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	err = b.Wait(ctx)
+	err := b.Wait(ctx)
 	var ee *ExitError
-	if !errors.As(err, &ee) || ee.Device != "dev1" || ee.PID != d.PID || !strings.Contains(ee.Stderr, "crashing as asked") || ee.BeforeReady {
+	if !errors.As(err, &ee) || ee.Device != "dev1" || ee.PID != devs[0].PID || !strings.Contains(ee.Stderr, "crashing as asked") || ee.BeforeReady {
 		t.Fatalf("Wait: got %v, want dev1's ExitError with its stderr", err)
 	}
 	if !errors.Is(b.Err(), ErrDeviceExited) {
@@ -619,6 +624,33 @@ func TestDeviceExitReported(t *testing.T) {
 	cancel2()
 	if err := b.Wait(ctx2); !errors.Is(err, ErrDeviceExited) {
 		t.Errorf("Wait after the exit: %v", err)
+	}
+	// A second crash is kept beside the first, not lost behind it; dev2 runs on.
+	crash(devs[2])
+	var got []string
+	for ctx.Err() == nil {
+		got = got[:0]
+		for _, e := range b.Exits() {
+			got = append(got, fmt.Sprintf("%s/%d", e.Device, e.PID))
+		}
+		if len(got) >= 2 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	want := []string{fmt.Sprintf("dev1/%d", devs[0].PID), fmt.Sprintf("dev3/%d", devs[2].PID)}
+	if !slices.Equal(got, want) {
+		t.Errorf("Exits: got %v, want %v", got, want)
+	}
+	if err := b.Err(); !errors.As(err, &ee) || ee.Device != "dev1" {
+		t.Errorf("Err after a second exit: %v, want dev1's", err)
+	}
+	// What Close stops is not an exit of its own.
+	if err := b.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if n := len(b.Exits()); n != 2 {
+		t.Errorf("Exits after Close: %d, want 2 (dev2 was stopped, it did not exit)", n)
 	}
 }
 
