@@ -34,13 +34,11 @@ func StartEmulated(ctx context.Context, o Options, profilePath string) (*profile
 	p, stop, err := startQEMU(ctx, o, static)
 	if err != nil {
 		if stop != nil {
-			stop()
+			stop(func(error) {})
 		}
 		return nil, nil, err
 	}
 	return p, func() {
-		for _, err := range stop() {
-			fmt.Fprintf(o.Stdout, "hilt: %v\n", err)
-		}
+		stop(func(err error) { fmt.Fprintf(o.Stdout, "hilt: %v\n", err) })
 	}, nil
 }

@@ -48,7 +48,7 @@ type qemuRun struct {
 // their own (embedded, or a private Mosquitto with --mosquitto), writes the runtime
 // profile into the bench's folder and serves the bench's control socket to the check
 // processes. stop kills the units and removes what the bench made.
-func startQEMU(ctx context.Context, o Options, static *profile.Profile) (*profile.Profile, func() []error, error) {
+func startQEMU(ctx context.Context, o Options, static *profile.Profile) (*profile.Profile, stopFunc, error) {
 	if err := qemuPreflight(o); err != nil {
 		return nil, nil, err
 	}
@@ -257,19 +257,21 @@ func (q *qemuRun) writeProfile(static *profile.Profile, sock string) (string, er
 
 // stop kills the units, stops the broker and the control socket, says what the bench did,
 // keeps each unit's console log beside the bench log, and removes the bench's folder. It
-// returns an error for each time a unit's QEMU was killed or crashed during the run: that
-// unit's checks after it are errors, and the run must say why.
-func (q *qemuRun) stop() []error {
+// hands found an error for each time a unit's QEMU was killed or crashed during the run
+// (that unit's checks after it are errors, and the run must say why), before the
+// teardown, which may hang.
+func (q *qemuRun) stop(found func(error)) {
 	if q.cancel != nil {
 		q.cancel()
 	}
 	if q.ctl != nil {
 		q.ctl.close()
 	}
-	var errs []error
 	if q.bench != nil {
 		// Before Close: the exits its teardown causes are not the units' own.
-		errs = q.unitExits()
+		for _, err := range q.unitExits() {
+			found(err)
+		}
 		// Now, in case the teardown below hangs (hilt run then stops waiting for it), and
 		// again in report, with what the units printed until they were killed.
 		q.keepConsoles()
@@ -288,7 +290,6 @@ func (q *qemuRun) stop() []error {
 	}
 	q.log.Close()
 	os.RemoveAll(q.dir)
-	return errs
 }
 
 // unitExits reports the units whose QEMU exited on its own during the run and stayed off.

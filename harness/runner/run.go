@@ -49,9 +49,9 @@ type Options struct {
 	TeardownLimit time.Duration
 
 	// Stand-ins for tests of this package; zero values mean the real thing.
-	startUnits    func(context.Context, Options) (*profile.Profile, func() []error, error) // units
-	cleanStale    func(context.Context, io.Writer)                                         // removeStale
-	progressDrain time.Duration                                                            // defaultProgressDrain
+	startUnits    func(context.Context, Options) (*profile.Profile, stopFunc, error) // units
+	cleanStale    func(context.Context, io.Writer)                                   // removeStale
+	progressDrain time.Duration                                                      // defaultProgressDrain
 }
 
 // defaultProgressDrain bounds the wait for a check process's last progress lines after it
@@ -179,7 +179,7 @@ func runAll(ctx context.Context, o Options, run *reports.Run, secrets *[]string)
 
 // units returns the profile to test, starting the units hilt owns; stop releases them and
 // returns what went wrong with the bench while the checks ran.
-func units(ctx context.Context, o Options) (*profile.Profile, func() []error, error) {
+func units(ctx context.Context, o Options) (*profile.Profile, stopFunc, error) {
 	n, backend := o.Devices, profile.BackendSim
 	var static *profile.Profile
 	if o.Device != "" {
@@ -208,21 +208,19 @@ func units(ctx context.Context, o Options) (*profile.Profile, func() []error, er
 	// so that a later run removes it if this one is killed; Close removes it.
 	bo.Devices, bo.Flaws, bo.Dir, bo.KeepDir, bo.Exe, bo.Log = n, o.Flaws, "", false, o.Exe, prefixWriter(o.Stdout, "  bench: ")
 	b, err := sim.Start(ctx, bo)
-	stop := func() []error {
+	stop := func(found func(error)) {
 		if b == nil {
-			return nil
+			return
 		}
-		var errs []error
 		// Before Close, which stops the devices itself. A simulated device's process ends
 		// only when it is stopped (it reboots by re-executing itself): one that exited on
 		// its own was killed or crashed, and its checks after that could not reach it.
-		if err := b.Err(); err != nil {
-			errs = append(errs, fmt.Errorf("simulated bench: %w; the unit stayed off: its checks after that could not reach it", err))
+		for _, err := range b.Exits() {
+			found(fmt.Errorf("simulated bench: %w; the unit stayed off: its checks after that could not reach it", err))
 		}
 		if err := b.Close(); err != nil {
 			fmt.Fprintf(o.Stdout, "hilt: stop the simulated bench: %v\n", err)
 		}
-		return errs
 	}
 	if err != nil {
 		return nil, stop, fmt.Errorf("simulated bench: %w", err)

@@ -40,34 +40,42 @@ func TestStopWithin(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	unitDied := errors.New("dev1: QEMU exited on its own")
+	otherDied := errors.New("dev2: QEMU exited on its own")
 	tests := []struct {
-		name    string
-		stop    func() []error
-		wantErr error // nil: none; ErrTeardown: the stuck teardown's
+		name string
+		stop stopFunc
+		want []error // in order; ErrTeardown: the stuck teardown's
 	}{
-		{"stops in time", func() []error { return nil }, nil},
-		{"stops in time, with what went wrong", func() []error { return []error{unitDied} }, unitDied},
-		{"stuck", func() []error { stuckTeardown(release); return nil }, ErrTeardown},
+		{"stops in time", func(func(error)) {}, nil},
+		{"stops in time, with what went wrong", func(found func(error)) { found(unitDied); found(otherDied) }, []error{unitDied, otherDied}},
+		{"stuck", func(func(error)) { stuckTeardown(release) }, []error{ErrTeardown}},
+		// What went wrong during the run is found before the teardown that hangs, and
+		// is kept; what the abandoned stop finds after the limit is dropped.
+		{"stuck after finding a unit died", func(found func(error)) {
+			found(unitDied)
+			stuckTeardown(release)
+			found(otherDied)
+		}, []error{unitDied, ErrTeardown}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			stacks := filepath.Join(t.TempDir(), "stacks.txt")
 			var errs []error
 			within(t, 10*time.Second, func() { errs = stopWithin(tt.stop, 200*time.Millisecond, stacks) })
-			if tt.wantErr == nil {
-				if len(errs) > 0 {
-					t.Fatalf("stopWithin: %v, want no error", errs)
-				}
-			} else if len(errs) != 1 || !errors.Is(errs[0], tt.wantErr) {
-				t.Fatalf("stopWithin: %v, want the one error %v", errs, tt.wantErr)
+			ok := len(errs) == len(tt.want)
+			for i := 0; ok && i < len(errs); i++ {
+				ok = errors.Is(errs[i], tt.want[i])
 			}
-			if tt.wantErr != ErrTeardown {
+			if !ok {
+				t.Fatalf("stopWithin: %v, want %v", errs, tt.want)
+			}
+			if len(errs) == 0 || !errors.Is(errs[len(errs)-1], ErrTeardown) {
 				if _, err := os.Stat(stacks); !errors.Is(err, os.ErrNotExist) {
 					t.Errorf("stacks written for a bench that stopped: %v", err)
 				}
 				return
 			}
-			err := errs[0]
+			err := errs[len(errs)-1]
 			if !errors.Is(err, ErrTeardown) || !strings.Contains(err.Error(), stacks) {
 				t.Errorf("error %q: want ErrTeardown naming %s", err, stacks)
 			}
@@ -86,8 +94,9 @@ func TestStopWithin(t *testing.T) {
 func stuckTeardown(release <-chan struct{}) { <-release }
 
 // TestRunStuckTeardown: a bench that does not stop after the checks delays the run by the
-// teardown limit at most; the reports are written and say so, the exit code is 2, and what
-// the bench writes after that is dropped.
+// teardown limit at most; the reports are written and say so, and say what the bench found
+// before it hung (a unit that died); the exit code is 2, and what the bench writes after
+// that is dropped.
 func TestRunStuckTeardown(t *testing.T) {
 	dir := t.TempDir()
 	hilt := filepath.Join(dir, ".hilt")
@@ -102,6 +111,7 @@ func TestRunStuckTeardown(t *testing.T) {
 	var out strings.Builder
 	var late atomic.Int32 // writes to the output after Run returned: the gate let them through
 	var returned atomic.Bool
+	died := "simulated bench: dev2 (PID 4242) exited: signal: killed; the unit stayed off"
 	o := Options{
 		Out: dir,
 		Exe: os.Args[0],
@@ -113,12 +123,12 @@ func TestRunStuckTeardown(t *testing.T) {
 		}),
 		TeardownLimit: 300 * time.Millisecond,
 		cleanStale:    func(context.Context, io.Writer) {},
-		startUnits: func(_ context.Context, bo Options) (*profile.Profile, func() []error, error) {
-			return &profile.Profile{}, func() []error {
+		startUnits: func(_ context.Context, bo Options) (*profile.Profile, stopFunc, error) {
+			return &profile.Profile{}, func(found func(error)) {
 				stopped.Store(true)
+				found(errors.New(died))
 				stuckTeardown(release)
 				fmt.Fprintln(bo.Stdout, "the bench stopped, late")
-				return nil
 			}, nil
 		},
 	}
@@ -133,15 +143,15 @@ func TestRunStuckTeardown(t *testing.T) {
 	if code != 2 {
 		t.Errorf("exit code %d, want 2", code)
 	}
-	if len(run.Errors) != 1 || !strings.Contains(run.Errors[0], ErrTeardown.Error()) {
-		t.Errorf("run errors %q, want the one saying that the bench did not stop", run.Errors)
+	if len(run.Errors) != 2 || run.Errors[0] != died || !strings.Contains(run.Errors[1], ErrTeardown.Error()) {
+		t.Errorf("run errors %q, want dev2's death, then the bench that did not stop", run.Errors)
 	}
 	for _, f := range []string{"junit.xml", "compliance.md"} {
 		b, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil {
 			t.Errorf("not written: %v", err)
-		} else if !strings.Contains(string(b), ErrTeardown.Error()) {
-			t.Errorf("%s does not say that the bench did not stop", f)
+		} else if !strings.Contains(string(b), ErrTeardown.Error()) || !strings.Contains(string(b), "dev2 (PID 4242)") {
+			t.Errorf("%s does not say that dev2 died and the bench did not stop", f)
 		}
 	}
 	if b, err := os.ReadFile(filepath.Join(hilt, teardownStacks)); err != nil || !strings.Contains(string(b), "stuckTeardown") {
@@ -166,8 +176,8 @@ func TestRunStaleStacksRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := Options{Out: dir, Exe: os.Args[0], cleanStale: func(context.Context, io.Writer) {},
-		startUnits: func(context.Context, Options) (*profile.Profile, func() []error, error) {
-			return &profile.Profile{}, func() []error { return nil }, nil
+		startUnits: func(context.Context, Options) (*profile.Profile, stopFunc, error) {
+			return &profile.Profile{}, func(func(error)) {}, nil
 		}}
 	within(t, 10*time.Second, func() { Run(t.Context(), o) })
 	if _, err := os.Stat(stacks); !errors.Is(err, os.ErrNotExist) {
@@ -183,10 +193,10 @@ func TestRunBenchErrors(t *testing.T) {
 	var out strings.Builder
 	died := "emulated bench: dev1: QEMU exited on its own at 04:15:02 (no shutdown event: killed or crashed)"
 	o := Options{Out: dir, Exe: os.Args[0], Stdout: &out, cleanStale: func(context.Context, io.Writer) {},
-		startUnits: func(_ context.Context, bo Options) (*profile.Profile, func() []error, error) {
-			return &profile.Profile{}, func() []error {
+		startUnits: func(_ context.Context, bo Options) (*profile.Profile, stopFunc, error) {
+			return &profile.Profile{}, func(found func(error)) {
 				fmt.Fprintln(bo.Stdout, "emulated bench: up 1m0s")
-				return []error{errors.New(died)}
+				found(errors.New(died))
 			}, nil
 		}}
 	var run *reports.Run
