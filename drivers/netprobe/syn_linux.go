@@ -491,10 +491,12 @@ var errNoAnswer = errors.New("no answer to any SYN")
 // the queue has drained, at most a window's worth a dial timeout, and only while no
 // answers come or none of them has shown a loss for a dial timeout (while answers show
 // losses, they clock the sends, one per answer, at the pace the path drains). An
-// unanswered SYN on such a path so holds its credit for two dial timeouts: filtered ports
-// behind a lossy link scan at half speed, not at a crawl. A window that grows adds its
-// growth to the credits, and a scan with nothing in flight and no credit left takes the
-// smallest window's worth of those owed at once, to start again. (Without the clock, a
+// unanswered SYN on such a path so holds its credit for at least two dial timeouts:
+// filtered ports behind a lossy link scan at half speed or slower, not at a crawl. A scan
+// with nothing in flight and no credit left takes the smallest window's worth of those
+// owed at once, unpaced, to start again. Every move keeps the count: credits, SYNs in
+// flight and credits owed add up to cfg.concurrency for the whole scan, never less than
+// the window, which bounds what is in flight below that. (Without the clock, a
 // burst lost through a 10 Mbit/s queue of 300 packets came back as the same burst at each
 // try, and a thousand closed ports lost all four tries and were reported filtered; with
 // the credits of expired SYNs kept back for good, the filtered ports behind that queue
@@ -608,14 +610,12 @@ func (s *synScanner) run(ctx context.Context, cfg scanConfig, states []portState
 				status[i], states[i] = done, a.state
 				pending--
 				answered++
-				was := win.size
 				if tries[i] > 1 || late {
 					lastLoss = at
 					win.recovered(start.Add(firstAt[i]), at)
 				} else {
 					win.answered(at)
 				}
-				credit += max(0, win.size-was)
 			}
 			if len(got) < synBatch {
 				break // the queue is empty
