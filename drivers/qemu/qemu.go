@@ -499,7 +499,10 @@ func hostAccel(dev, modules, cpuinfo string) (accel, why string) {
 	var not []string
 	for _, v := range []struct{ module, flag string }{{"kvm_intel", "vmx"}, {"kvm_amd", "svm"}} {
 		dir := filepath.Join(modules, v.module)
-		if _, err := os.Stat(dir); err != nil {
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			not = append(not, fmt.Sprintf("%s: %v", v.module, err))
 			continue
 		}
 		// initstate exists for a loadable module only: "live" once it is loaded.

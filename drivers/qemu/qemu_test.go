@@ -90,28 +90,37 @@ func TestHostAccel(t *testing.T) {
 	const vmx = "processor\t: 0\nflags\t\t: fpu vme de pse vmx sse2\n"
 	const novmx = "processor\t: 0\nflags\t\t: fpu vme de pse sse2 hypervisor\n"
 	const svm = "processor\t: 0\nflags\t\t: fpu svm sse2\n"
+	const unreadable = "<a folder>" // an initstate that cannot be read as a file
+	intel, amd := "kvm_intel", "kvm_amd"
 	tests := []struct {
 		name      string
 		dev       bool
-		modules   []string
-		initstate string // of kvm_intel, when set
+		modules   []string          // nil with notFolder: the module path is a file
+		initstate map[string]string // per module, when set
+		notFolder bool
 		cpuinfo   string
 		want      string
-		why       string // in the reason, when tcg
+		why       []string // each in the reason, when tcg
 	}{
-		{"no /dev/kvm", false, []string{"kvm", "kvm_intel"}, "", vmx, "tcg", "open "},
-		{"intel", true, []string{"kvm", "kvm_intel"}, "", vmx, "kvm", ""},
-		{"intel module live", true, []string{"kvm", "kvm_intel"}, "live\n", vmx, "kvm", ""},
-		{"amd", true, []string{"kvm", "kvm_amd"}, "", svm, "kvm", ""},
-		{"intel built in, no vmx", true, []string{"kvm", "kvm_intel", "kvm_pvm"}, "", novmx, "tcg", "shows no vmx flag"},
-		{"intel module not live", true, []string{"kvm", "kvm_intel"}, "coming\n", vmx, "tcg", "kvm_intel is coming, not live"},
-		{"amd without svm", true, []string{"kvm", "kvm_amd"}, "", vmx, "tcg", "shows no svm flag"},
-		{"amd, both built in", true, []string{"kvm", "kvm_intel", "kvm_amd"}, "", svm, "kvm", ""},
-		{"intel, both built in", true, []string{"kvm", "kvm_intel", "kvm_amd"}, "", vmx, "kvm", ""},
-		{"both built in, neither flag", true, []string{"kvm", "kvm_intel", "kvm_amd"}, "", novmx, "tcg", "kvm_intel is present but"},
-		{"no flags line", true, []string{"kvm", "kvm_intel"}, "", "processor\t: 0\n", "tcg", "no flags line"},
-		{"pvm", true, []string{"kvm", "kvm_pvm"}, "", novmx, "tcg", "(kvm_pvm loaded, neither kvm_intel nor kvm_amd)"},
-		{"no vendor module", true, []string{"kvm"}, "", vmx, "tcg", "(no KVM vendor module loaded,"},
+		{"no /dev/kvm", false, []string{"kvm", intel}, nil, false, vmx, "tcg", []string{"open "}},
+		{"intel", true, []string{"kvm", intel}, nil, false, vmx, "kvm", nil},
+		{"intel module live", true, []string{"kvm", intel}, map[string]string{intel: "live\n"}, false, vmx, "kvm", nil},
+		{"amd", true, []string{"kvm", amd}, nil, false, svm, "kvm", nil},
+		{"amd module live", true, []string{"kvm", amd}, map[string]string{amd: "live\n"}, false, svm, "kvm", nil},
+		{"intel built in, no vmx", true, []string{"kvm", intel, "kvm_pvm"}, nil, false, novmx, "tcg", []string{"shows no vmx flag"}},
+		{"intel module not live", true, []string{"kvm", intel}, map[string]string{intel: "coming\n"}, false, vmx, "tcg", []string{"kvm_intel is coming, not live"}},
+		{"amd module not live", true, []string{"kvm", amd}, map[string]string{amd: "going\n"}, false, svm, "tcg", []string{"kvm_amd is going, not live"}},
+		{"intel initstate unreadable", true, []string{"kvm", intel}, map[string]string{intel: unreadable}, false, vmx, "tcg", []string{"kvm_intel: read ", "initstate"}},
+		{"amd without svm", true, []string{"kvm", amd}, nil, false, vmx, "tcg", []string{"shows no svm flag"}},
+		{"amd, both built in", true, []string{"kvm", intel, amd}, nil, false, svm, "kvm", nil},
+		{"intel, both built in", true, []string{"kvm", intel, amd}, nil, false, vmx, "kvm", nil},
+		{"intel not live, amd live", true, []string{"kvm", intel, amd}, map[string]string{intel: "coming\n", amd: "live\n"}, false, svm, "kvm", nil},
+		{"both built in, neither flag", true, []string{"kvm", intel, amd}, nil, false, novmx, "tcg",
+			[]string{"kvm_intel is present but", "no vmx flag", "kvm_amd is present but", "no svm flag"}},
+		{"no flags line", true, []string{"kvm", intel}, nil, false, "processor\t: 0\n", "tcg", []string{"no flags line"}},
+		{"pvm", true, []string{"kvm", "kvm_pvm"}, nil, false, novmx, "tcg", []string{"(kvm_pvm loaded, neither kvm_intel nor kvm_amd)"}},
+		{"no vendor module", true, []string{"kvm"}, nil, false, vmx, "tcg", []string{"(no KVM vendor module loaded,"}},
+		{"module folder not a folder", true, nil, nil, true, vmx, "tcg", []string{"kvm_intel: stat ", "kvm_amd: stat ", "not a directory"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,13 +131,25 @@ func TestHostAccel(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			if tt.notFolder {
+				if err := os.WriteFile(modules, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
 			for _, m := range tt.modules {
 				if err := os.MkdirAll(filepath.Join(modules, m), 0o755); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if tt.initstate != "" {
-				if err := os.WriteFile(filepath.Join(modules, "kvm_intel", "initstate"), []byte(tt.initstate), 0o644); err != nil {
+			for m, st := range tt.initstate {
+				p := filepath.Join(modules, m, "initstate")
+				var err error
+				if st == unreadable {
+					err = os.Mkdir(p, 0o755)
+				} else {
+					err = os.WriteFile(p, []byte(st), 0o644)
+				}
+				if err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -136,8 +157,13 @@ func TestHostAccel(t *testing.T) {
 				t.Fatal(err)
 			}
 			accel, why := hostAccel(dev, modules, cpuinfo)
-			if accel != tt.want || !strings.Contains(why, tt.why) || (accel == "kvm") != (why == "") {
-				t.Errorf("hostAccel = %q, %q; want %q with a reason holding %q", accel, why, tt.want, tt.why)
+			if accel != tt.want || (accel == "kvm") != (why == "") {
+				t.Errorf("hostAccel = %q, %q; want %q", accel, why, tt.want)
+			}
+			for _, w := range tt.why {
+				if !strings.Contains(why, w) {
+					t.Errorf("hostAccel = %q, %q; want a reason holding %q", accel, why, w)
+				}
 			}
 		})
 	}
