@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # make bench: installs the peers the benchmarks compare against (nmap, tshark) and QEMU
 # where they are missing, builds hilt, the emulated device's image and
-# bench/cmd/hiltbench, runs every benchmark and writes BENCHMARKS.md. Takes about 15
-# minutes, 4-6 of them the whole baseline on one emulated unit; needs root for the
-# faithful figures (network namespaces for the simulated devices, nmap's SYN scan, the
-# emulated unit's tap). Extra arguments go to
-# hiltbench (go run ./bench/cmd/hiltbench -h lists them), e.g.
+# bench/cmd/hiltbench, runs every benchmark and writes BENCHMARKS.md. Takes about 10
+# minutes on 2 cores, about 4 of them the whole baseline on one emulated unit; needs root
+# for the faithful figures (network namespaces for the simulated devices, nmap's SYN
+# scan, the emulated unit's tap). Extra arguments go to hiltbench (go run
+# ./bench/cmd/hiltbench -h lists them), e.g.
 #   scripts/bench.sh -only scan,capture
 set -euo pipefail
 cd "$(dirname "$0")/.."
