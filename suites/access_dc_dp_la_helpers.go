@@ -239,9 +239,10 @@ func pollUntil(ctx context.Context, d, interval time.Duration, probe func(ctx co
 	}
 }
 
-// mqttAnswers polls a ping over MQTT until the device answers, for at most the boot
-// timeout: a change of tls_min or mqtt_broker (or an interface switched on) makes the
-// device reconnect to its broker, and a request published while it is away is lost.
+// mqttAnswers waits for the device to answer a ping over MQTT (Session.AwaitPing), for at
+// most the boot timeout: a change of tls_min or mqtt_broker (or an interface switched on)
+// makes the device reconnect to its broker, and a request published while it is away is
+// lost.
 // It returns nil at once when the run has no broker or the device's MQTT is off.
 func (e *Env) mqttAnswers(ctx context.Context) error {
 	if e.S.MQ == nil {
@@ -254,19 +255,10 @@ func (e *Env) mqttAnswers(ctx context.Context) error {
 	if !ifs[wire.IfaceMQTT] {
 		return nil
 	}
-	// A ping published while the device is away is lost: it is sent again every
-	// mqttPingEvery, and an answer to any copy, however late, ends the wait.
-	start := time.Now()
 	pctx, cancel := context.WithTimeout(ctx, e.S.Profile.Timeouts.Boot.Duration)
 	defer cancel()
-	if _, err := e.S.MQTT.DoRepeating(pctx, mqttPingEvery, nil, "ping", nil); err != nil {
-		return fmt.Errorf("no answer to a ping over MQTT (sent every %v) for %s: %w", mqttPingEvery, time.Since(start).Round(time.Millisecond), err)
-	}
-	return nil
+	return e.S.AwaitPing(pctx)
 }
-
-// mqttPingEvery is how often mqttAnswers sends its ping again.
-const mqttPingEvery = 150 * time.Millisecond
 
 // mqttReady ends the check as an error when the device does not answer over MQTT.
 func (e *Env) mqttReady(ctx SpecContext, c *C) {

@@ -487,13 +487,12 @@ func (e *Env) toggleMQTT(ctx SpecContext, c *C, f *findings) {
 		f.add("mqtt: the device did not come back online within %s after MQTT was enabled again: %v", e.S.Profile.Timeouts.Boot.Duration, err)
 		return
 	}
-	// Online is not yet listening: a device may announce itself before its subscription
-	// to the command topic is in place, so the ping is sent again until the command
-	// timeout ends (an answer to any copy counts).
+	// Online is not yet listening (AwaitPing): the ping goes again until the command
+	// timeout ends.
 	pctx, cancel := context.WithTimeout(ctx, e.cmdTimeout())
 	defer cancel()
-	if _, err := e.S.MQTT.DoRepeating(pctx, mqttPingEvery, nil, "ping", nil); err != nil {
-		f.add("mqtt: no answer to a ping over MQTT (sent every %v for %v) after it was enabled again and came back online: %v", mqttPingEvery, e.cmdTimeout(), err)
+	if err := e.S.AwaitPing(pctx); err != nil {
+		f.add("mqtt: enabled again and back online, but %v", err)
 	}
 }
 

@@ -177,8 +177,8 @@ func runAll(ctx context.Context, o Options, run *reports.Run, secrets *[]string)
 	return nil
 }
 
-// units returns the profile to test, starting the units hilt owns; stop releases them and
-// returns what went wrong with the bench while the checks ran.
+// units returns the profile to test, starting the units hilt owns; stop releases them,
+// handing its callback what went wrong with the bench while the checks ran (stopFunc).
 func units(ctx context.Context, o Options) (*profile.Profile, stopFunc, error) {
 	n, backend := o.Devices, profile.BackendSim
 	var static *profile.Profile

@@ -404,24 +404,30 @@ func (s *Session) AwaitOnline(ctx context.Context, mark int64) error {
 }
 
 // AwaitAnswering waits for the unit online on MQTT after mark (AwaitOnline) and then for
-// an answer to a ping there. Online is not yet listening: many MQTT stacks publish their
-// status before their subscription to the command topic is in place, and a request
-// published in between is lost. The ping is sent again every answerEvery, and an answer
-// to any copy ends the wait.
+// it to answer there (AwaitPing). Online is not yet listening: many MQTT stacks publish
+// their status before their subscription to the command topic is in place.
 func (s *Session) AwaitAnswering(ctx context.Context, mark int64) error {
 	if err := s.AwaitOnline(ctx, mark); err != nil {
 		return err
 	}
+	return s.AwaitPing(ctx)
+}
+
+// AwaitPing waits until the unit answers a ping over MQTT, or ctx ends. A request
+// published while the unit does not listen (reconnecting to its broker, or online before
+// its subscription is in place) is lost, so the ping is sent again every pingEvery, and an
+// answer to any copy, however late, ends the wait.
+func (s *Session) AwaitPing(ctx context.Context) error {
 	start := time.Now()
-	if _, err := s.MQTT.DoRepeating(ctx, answerEvery, nil, "ping", nil); err != nil {
-		return fmt.Errorf("%s: online on MQTT, but no answer to a ping there (sent every %v) for %s: %w",
-			s.Name, answerEvery, time.Since(start).Round(time.Millisecond), err)
+	if _, err := s.MQTT.DoRepeating(ctx, pingEvery, nil, "ping", nil); err != nil {
+		return fmt.Errorf("%s: no answer to a ping over MQTT (sent every %v) for %s: %w",
+			s.Name, pingEvery, time.Since(start).Round(time.Millisecond), err)
 	}
 	return nil
 }
 
-// answerEvery is how often AwaitAnswering sends its ping again.
-const answerEvery = 150 * time.Millisecond
+// pingEvery is how often AwaitPing sends its ping again.
+const pingEvery = 150 * time.Millisecond
 
 // MQTTTopic returns <prefix>/<id>/<leaf> for the ID the unit uses on MQTT now.
 func (s *Session) MQTTTopic(leaf string) string {
