@@ -229,8 +229,10 @@ func (d *device) start(b *Bench, exe string, args []string) error {
 	go d.readNotify(b)
 	go func() {
 		d.exitErr = cmd.Wait()
-		close(d.exited)
+		// The bench records the exit first: whoever sees exited closed finds it in
+		// Bench.Exits already.
 		b.deviceExited(d)
+		close(d.exited)
 	}()
 	return nil
 }

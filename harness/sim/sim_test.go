@@ -627,16 +627,14 @@ func TestDeviceExitReported(t *testing.T) {
 	}
 	// A second crash is kept beside the first, not lost behind it; dev2 runs on.
 	crash(devs[2])
+	select {
+	case <-b.devices[2].exited:
+	case <-ctx.Done():
+		t.Fatalf("dev3 did not exit: %v", ctx.Err())
+	}
 	var got []string
-	for ctx.Err() == nil {
-		got = got[:0]
-		for _, e := range b.Exits() {
-			got = append(got, fmt.Sprintf("%s/%d", e.Device, e.PID))
-		}
-		if len(got) >= 2 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	for _, e := range b.Exits() {
+		got = append(got, fmt.Sprintf("%s/%d", e.Device, e.PID))
 	}
 	want := []string{fmt.Sprintf("dev1/%d", devs[0].PID), fmt.Sprintf("dev3/%d", devs[2].PID)}
 	if !slices.Equal(got, want) {
